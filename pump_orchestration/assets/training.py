@@ -1,0 +1,254 @@
+"""Training chain on daily windows: raw slice → labelled dataset → engineered features → fitted model.
+
+Each asset is a thin wrapper around the Dagster-free core in ``pump_orchestration.ml``;
+the request comes from the ``training_request`` resource filled in at launch.
+"""
+from __future__ import annotations
+
+import time
+
+import dagster as dg
+import pandas as pd
+
+from pump_orchestration import settings
+from pump_orchestration.partitions import training_days
+from pump_orchestration.resources import TrainingRequestResource, WarehouseResource
+
+_SINGLE_RUN = dg.BackfillPolicy.single_run()
+
+coin_metrics = dg.AssetSpec(
+    "coin_metrics",
+    description="Per-coin metrics written by the tracker; this product only reads them.",
+    group_name="source",
+    kinds={"sql"},
+)
+
+
+def _window(context: dg.AssetExecutionContext) -> tuple[pd.Timestamp, pd.Timestamp]:
+    window = context.partition_time_window
+    return pd.Timestamp(window.start), pd.Timestamp(window.end)
+
+
+def _with_stage(attrs: dict, stage: str, seconds: float) -> dict:
+    return {**attrs, "stage_seconds": {**attrs.get("stage_seconds", {}), stage: round(seconds, 3)}}
+
+
+def _check_fingerprint(df: pd.DataFrame, request, asset_name: str) -> None:
+    # Cached intermediates depend on the request; never train on ones built for another request.
+    built_for = df.attrs.get("request_fingerprint")
+    if built_for != request.fingerprint():
+        raise ValueError(
+            f"{asset_name} for this window was built for a different request (labels/features differ); "
+            "materialize labelled_dataset, engineered_features and fitted_model together in one run"
+        )
+
+
+@dg.asset(
+    deps=[coin_metrics],
+    partitions_def=training_days,
+    backfill_policy=_SINGLE_RUN,
+    io_manager_key="slice_io_manager",
+    group_name="training",
+    kinds={"pandas", "parquet"},
+)
+def coin_metrics_slice(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.Output[pd.DataFrame]:
+    """coin_metrics rows of the selected day(s), plus FEATURE_LOOKBACK_MINUTES of history before them.
+
+    Loaded in chunks with no row cap; cached per day as parquet so later windows reuse it.
+    """
+    from pump_orchestration.warehouse.coin_metrics import load_coin_metrics
+
+    start, end = _window(context)
+    lookback = settings.feature_lookback_minutes()
+    t0 = time.perf_counter()
+    df = load_coin_metrics(warehouse.engine(), start - pd.Timedelta(minutes=lookback), end)
+    seconds = time.perf_counter() - t0
+    in_window = int((df["timestamp"] >= start).sum())
+    df.attrs = _with_stage({"lookback_minutes": lookback, "rows_loaded": int(len(df))}, "load", seconds)
+    context.log.info(f"loaded {len(df):,} rows ({in_window:,} in window, {len(df) - in_window:,} look-back) "
+                     f"in {seconds:.1f}s")
+    return dg.Output(df, metadata={
+        "rows_loaded": len(df),
+        "rows_in_window": in_window,
+        "coins": int(df["mint"].nunique()),
+        "chunks": int(df.attrs.get("chunks", 0) or 0),
+        "load_seconds": round(seconds, 3),
+        "rows_per_second": round(len(df) / seconds, 1) if seconds > 0 else 0.0,
+        "window": f"[{start.isoformat()}, {end.isoformat()})",
+    })
+
+
+@dg.asset(
+    partitions_def=training_days,
+    backfill_policy=_SINGLE_RUN,
+    io_manager_key="dataset_io_manager",
+    group_name="training",
+    kinds={"pandas", "parquet"},
+)
+def labelled_dataset(
+    context: dg.AssetExecutionContext, coin_metrics_slice: pd.DataFrame, training_request: TrainingRequestResource
+) -> dg.Output[pd.DataFrame]:
+    """The slice with the request's label per row (per coin, by time; NaN where the horizon is not covered).
+
+    Only rows before the window end are used, so no label looks past train_end.
+    """
+    from pump_orchestration.ml.dataset import FUTURE_CHANGE, LABEL, make_labels
+    from pump_orchestration.ml.request import resolve_window
+
+    request = training_request.to_request()
+    start, end = resolve_window(request, *_window(context))
+    t0 = time.perf_counter()
+    df = coin_metrics_slice[coin_metrics_slice["timestamp"] < end].copy()
+    labels, change = make_labels(df, request.label_spec)
+    df[LABEL] = labels
+    df[FUTURE_CHANGE] = change if change is not None else float("nan")
+    seconds = time.perf_counter() - t0
+    in_window = df["timestamp"] >= start
+    window_labels = df.loc[in_window, LABEL]
+    balance = {
+        "rows_in_window": int(in_window.sum()),
+        "labelled": int(window_labels.notna().sum()),
+        "unlabelled": int(window_labels.isna().sum()),
+        "positive": int((window_labels == 1).sum()),
+        "negative": int((window_labels == 0).sum()),
+    }
+    df.attrs = _with_stage(
+        {**coin_metrics_slice.attrs, "request_fingerprint": request.fingerprint(), "train_start": start.isoformat(),
+         "train_end": end.isoformat(), "label_counts": balance},
+        "labels", seconds,
+    )
+    context.log.info(f"labels: {balance}")
+    return dg.Output(df, metadata={**balance, "label_seconds": round(seconds, 3), "model_name": request.name})
+
+
+@dg.asset(
+    partitions_def=training_days,
+    backfill_policy=_SINGLE_RUN,
+    io_manager_key="dataset_io_manager",
+    group_name="training",
+    kinds={"pandas", "parquet"},
+)
+def engineered_features(
+    context: dg.AssetExecutionContext, labelled_dataset: pd.DataFrame, training_request: TrainingRequestResource
+) -> dg.Output[pd.DataFrame]:
+    """Model inputs (base columns + engineered features from each coin's past) for labelled rows of the window."""
+    from pump_orchestration.ml.dataset import FUTURE_CHANGE, LABEL, build_feature_matrix, select_rows
+
+    request = training_request.to_request()
+    _check_fingerprint(labelled_dataset, request, "labelled_dataset")
+    start = pd.Timestamp(labelled_dataset.attrs["train_start"])
+    end = pd.Timestamp(labelled_dataset.attrs["train_end"])
+    t0 = time.perf_counter()
+    X, skipped = build_feature_matrix(labelled_dataset, request.feature_spec)
+    inputs = select_rows(
+        X, labelled_dataset[LABEL], labelled_dataset, start=start, end=end, phases=request.phases,
+        future_change=labelled_dataset[FUTURE_CHANGE] if request.use_time_based_prediction else None,
+    )
+    out = inputs.X.copy()
+    out[LABEL] = inputs.y
+    out[FUTURE_CHANGE] = inputs.future_change_pct if inputs.future_change_pct is not None else float("nan")
+    out["timestamp"] = inputs.timestamps
+    out["mint"] = inputs.mints
+    out = out.reset_index(drop=True)
+    seconds = time.perf_counter() - t0
+    out.attrs = _with_stage(
+        {**labelled_dataset.attrs, "feature_names": list(inputs.X.columns), "skipped_features": skipped,
+         "dataset_stats": inputs.stats},
+        "features", seconds,
+    )
+    for name, reason in skipped.items():
+        context.log.warning(f"feature {name} skipped: {reason}")
+    context.log.info(f"{len(inputs.X.columns)} inputs for {len(out):,} rows; {inputs.stats}")
+    return dg.Output(out, metadata={
+        "num_features": len(inputs.X.columns),
+        "features": dg.MetadataValue.json(list(inputs.X.columns)),
+        "skipped_features": dg.MetadataValue.json(skipped),
+        "rows_used": inputs.stats["rows_used"],
+        "rows_dropped_non_finite": inputs.stats["rows_dropped_non_finite"],
+        "feature_seconds": round(seconds, 3),
+    })
+
+
+def _importance_markdown(importance: dict, top: int = 20) -> str:
+    lines = ["| feature | importance |", "|---|---|"]
+    lines += [f"| {name} | {value:.4f} |" for name, value in list(importance.items())[:top]]
+    return "\n".join(lines)
+
+
+@dg.asset(
+    partitions_def=training_days,
+    backfill_policy=_SINGLE_RUN,
+    io_manager_key="ml_models_io_manager",
+    group_name="training",
+    kinds={"scikitlearn", "xgboost"},
+)
+def fitted_model(
+    context: dg.AssetExecutionContext,
+    engineered_features: pd.DataFrame,
+    training_request: TrainingRequestResource,
+    warehouse: WarehouseResource,
+) -> dg.Output:
+    """A classifier trained on the window with order-respecting CV; stored as an ml_models row plus artifact."""
+    from pump_orchestration.ml.dataset import FUTURE_CHANGE, LABEL
+    from pump_orchestration.ml.records import TrainedModel
+    from pump_orchestration.ml.training import train_classifier
+    from pump_orchestration.warehouse import repository
+
+    request = training_request.to_request()
+    _check_fingerprint(engineered_features, request, "engineered_features")
+    attrs = engineered_features.attrs
+    feature_names = attrs["feature_names"]
+    with warehouse.engine().connect() as conn:
+        defaults = repository.get_model_type_defaults(conn, request.model_type)
+    t0 = time.perf_counter()
+    result = train_classifier(
+        engineered_features[feature_names],
+        engineered_features[LABEL],
+        engineered_features["timestamp"],
+        model_type=request.model_type,
+        params={**defaults, **request.params},
+        use_smote=request.use_smote,
+        use_timeseries_split=request.use_timeseries_split,
+        cv_splits=request.cv_splits,
+        horizon=request.label_spec.horizon,
+        future_change_pct=engineered_features[FUTURE_CHANGE] if request.use_time_based_prediction else None,
+        direction=request.direction,
+        fee_pct=request.fee_pct,
+        random_state=request.random_state,
+        progress=lambda fraction, message: context.log.info(f"training {fraction:.0%}: {message}"),
+    )
+    stage_seconds = {**attrs.get("stage_seconds", {}), "train": round(time.perf_counter() - t0, 3)}
+    trained = TrainedModel(
+        request=request,
+        train_start=pd.Timestamp(attrs["train_start"]),
+        train_end=pd.Timestamp(attrs["train_end"]),
+        result=result,
+        dataset_stats=attrs.get("dataset_stats", {}),
+        skipped_features=attrs.get("skipped_features", {}),
+        stage_seconds=stage_seconds,
+    )
+    m = result.metrics
+    metadata = {
+        "model_name": request.name,
+        "model_type": request.model_type,
+        "train_window": f"[{attrs['train_start']}, {attrs['train_end']})",
+        "rows_used": int(len(engineered_features)),
+        "accuracy": m["accuracy"],
+        "f1": m["f1"],
+        "precision": m["precision"],
+        "recall": m["recall"],
+        "roc_auc": dg.MetadataValue.float(m["roc_auc"]) if m["roc_auc"] is not None else dg.MetadataValue.null(),
+        "mcc": m["mcc"],
+        "simulated_profit_pct": (dg.MetadataValue.float(m["simulated_profit_pct"])
+                                 if m["simulated_profit_pct"] is not None else dg.MetadataValue.null()),
+        "metrics": dg.MetadataValue.json(m),
+        "cv_scores": dg.MetadataValue.json(result.cv_scores or {}),
+        "cv_overfitting_gap": (dg.MetadataValue.float(result.cv_overfitting_gap)
+                               if result.cv_overfitting_gap is not None else dg.MetadataValue.null()),
+        "feature_importance": dg.MetadataValue.md(_importance_markdown(result.feature_importance)),
+        "label_balance": dg.MetadataValue.json(result.label_balance),
+        "resampling": dg.MetadataValue.json(result.resampling),
+        "split": dg.MetadataValue.json(result.split),
+        "stage_seconds": dg.MetadataValue.json(stage_seconds),
+    }
+    return dg.Output(trained, metadata=metadata)

@@ -1,0 +1,137 @@
+"""Turning coin_metrics rows into labelled model inputs — the one code path for training, testing and scoring.
+
+Labels and features are computed on each coin's full loaded history (every
+phase, plus the look-back rows before a window); ``phases`` and the window only
+select which rows are *used*. Scoring builds its matrix with the same
+``build_feature_matrix`` and the feature order stored with the model.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from pump_orchestration.ml.features import engineer_features
+from pump_orchestration.ml.labels import threshold_labels, time_based_change, time_based_labels
+from pump_orchestration.ml.request import FeatureSpec, LabelSpec
+
+LABEL = "label"
+FUTURE_CHANGE = "future_change_pct"
+
+
+class DatasetError(ValueError):
+    """The data cannot produce a usable dataset (empty window, one class, missing or all-NaN column...)."""
+
+
+def make_labels(df: pd.DataFrame, spec: LabelSpec) -> tuple[pd.Series, pd.Series | None]:
+    """Labels (float 0/1, NaN = unlabelled) and, for time-based targets, the % change behind them."""
+    if spec.target_var not in df.columns:
+        raise DatasetError(f"target_var: column {spec.target_var!r} is not in the loaded data")
+    if not spec.time_based:
+        return threshold_labels(df, spec.target_var, spec.operator, spec.value), None
+    change = time_based_change(df, spec.target_var, spec.future_minutes, mode=spec.mode, direction=spec.direction)
+    labels = time_based_labels(
+        df, spec.target_var, spec.future_minutes, spec.min_percent_change, direction=spec.direction, mode=spec.mode
+    )
+    return labels, change
+
+
+def build_feature_matrix(df: pd.DataFrame, spec: FeatureSpec) -> tuple[pd.DataFrame, dict[str, str]]:
+    """Model inputs for every row of ``df``: base columns (as floats) then engineered features.
+
+    Returns the matrix (aligned to ``df.index``) and the engineered features that
+    were skipped with the reason (a column the data lacks).
+    """
+    missing = [c for c in spec.base_features if c not in df.columns]
+    if missing:
+        raise DatasetError(f"features: column(s) {missing} not in the loaded data; available: {sorted(df.columns)}")
+    parts = [df[list(spec.base_features)].astype("float64")]
+    skipped: dict[str, str] = {}
+    if spec.use_engineered:
+        engineered = engineer_features(df, windows=spec.windows)
+        skipped = dict(engineered.attrs.get("skipped_features", {}))
+        parts.append(engineered.drop(columns=[c for c in engineered.columns if c in spec.base_features]))
+    X = pd.concat(parts, axis=1)
+    return X.replace([np.inf, -np.inf], np.nan), skipped
+
+
+def non_finite_report(X: pd.DataFrame) -> dict[str, int]:
+    """Count of NaN/inf values per column, only columns that have any."""
+    bad = (~np.isfinite(X.to_numpy(dtype="float64"))).sum(axis=0)
+    return {col: int(n) for col, n in zip(X.columns, bad) if n}
+
+
+@dataclass
+class LabelledInputs:
+    """Rows ready for an estimator, with what was dropped on the way."""
+
+    X: pd.DataFrame
+    y: pd.Series
+    timestamps: pd.Series
+    mints: pd.Series
+    future_change_pct: pd.Series | None
+    stats: dict
+
+
+def select_rows(
+    X: pd.DataFrame,
+    labels: pd.Series,
+    frame: pd.DataFrame,
+    *,
+    start: pd.Timestamp,
+    end: pd.Timestamp,
+    phases: tuple[int, ...] = (),
+    future_change: pd.Series | None = None,
+) -> LabelledInputs:
+    """Keep rows inside [start, end), in ``phases``, labelled and with finite inputs.
+
+    Fails with a message naming the problem when the window is empty, a feature
+    is NaN on every row, or nothing is left.
+    """
+    ts = frame["timestamp"]
+    in_window = (ts >= start) & (ts < end)
+    n_window = int(in_window.sum())
+    if n_window == 0:
+        raise DatasetError(f"empty window: no coin_metrics rows in [{start.isoformat()}, {end.isoformat()})")
+    keep = in_window
+    if phases:
+        if "phase_id_at_time" not in frame.columns:
+            raise DatasetError("phases: the data has no phase_id_at_time column")
+        keep = keep & frame["phase_id_at_time"].isin(list(phases))
+        if not keep.any():
+            raise DatasetError(f"phases: no rows of phases {list(phases)} in the window")
+    n_phase = int(keep.sum())
+    labelled = keep & labels.notna()
+    n_unlabelled = n_phase - int(labelled.sum())
+    if not labelled.any():
+        raise DatasetError(
+            f"no labelled rows: all {n_phase} rows in the window lack a complete label horizon "
+            "(the coins' data ends before t + future_minutes) or a target value"
+        )
+    Xw = X.loc[labelled]
+    all_nan = [c for c in Xw.columns if Xw[c].isna().all()]
+    if all_nan:
+        raise DatasetError(f"feature(s) {all_nan} are NaN on every labelled row of the window; "
+                           "drop them from features or check the column in coin_metrics")
+    finite = np.isfinite(Xw.to_numpy(dtype="float64")).all(axis=1)
+    dropped_report = non_finite_report(Xw)
+    rows = Xw.index[finite]
+    if len(rows) == 0:
+        raise DatasetError(f"every labelled row has a NaN/inf input; counts per column: {dropped_report}")
+    stats = {
+        "rows_in_window": n_window,
+        "rows_after_phase_filter": n_phase,
+        "rows_unlabelled": n_unlabelled,
+        "rows_dropped_non_finite": int((~finite).sum()),
+        "non_finite_by_column": dropped_report,
+        "rows_used": int(len(rows)),
+    }
+    return LabelledInputs(
+        X=X.loc[rows],
+        y=labels.loc[rows].astype("int64"),
+        timestamps=ts.loc[rows],
+        mints=frame.loc[rows, "mint"],
+        future_change_pct=None if future_change is None else future_change.loc[rows],
+        stats=stats,
+    )

@@ -1,0 +1,142 @@
+"""Classification metrics, the simulated trading profit and feature importance (SPEC §3).
+
+Every value returned is a plain Python ``int``/``float``/``None`` so it can go
+straight into JSON columns and Dagster metadata.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+#: pump.fun charges 1 % per side, so a round trip (buy + sell) costs 2 %.
+DEFAULT_FEE_PCT = 2.0
+
+#: Rows used for permutation importance (models without built-in importances).
+PERMUTATION_MAX_ROWS = 5_000
+
+
+def _ratio(numerator: int, denominator: int) -> float | None:
+    return None if denominator == 0 else numerator / denominator
+
+
+def simulated_profit(y_pred, future_change_pct, direction: str = "up",
+                     fee_pct: float = DEFAULT_FEE_PCT) -> tuple[float, int]:
+    """``(mean net return per trade in %, number of trades)`` of the trading simulation.
+
+    See ``classification_metrics`` for the definition.
+    """
+    if direction not in ("up", "down"):
+        raise ValueError(f"direction: expected 'up' or 'down', got {direction!r}")
+    y_pred = np.asarray(y_pred).ravel()
+    change = np.asarray(future_change_pct, dtype=float).ravel()
+    if change.shape != y_pred.shape:
+        raise ValueError(f"future_change_pct has {change.size} values for {y_pred.size} predictions")
+    trades = change[y_pred == 1]
+    if trades.size == 0:
+        return 0.0, 0
+    if np.isnan(trades).any():
+        raise ValueError(f"future_change_pct is missing for {int(np.isnan(trades).sum())} predicted-positive rows")
+    gross = trades if direction == "up" else -trades
+    return float(np.mean(gross - fee_pct)), int(trades.size)
+
+
+def classification_metrics(y_true, y_pred, y_proba=None, future_change_pct=None, direction: str = "up",
+                           fee_pct: float = DEFAULT_FEE_PCT) -> dict[str, Any]:
+    """All SPEC §3 metrics for binary labels/predictions (0/1).
+
+    Keys: accuracy, f1, precision, recall (``zero_division=0``), roc_auc (from
+    ``y_proba``, the probability of class 1; ``None`` without it or when ``y_true``
+    holds one class), mcc, fpr = fp/(fp+tn), fnr = fn/(fn+tp) (``None`` on a zero
+    denominator), confusion_matrix ``{"tp", "tn", "fp", "fn"}``, simulated_profit_pct,
+    num_trades, num_samples, num_positive, num_negative (of ``y_true``).
+
+    **Simulated profit** (time-based targets only): one equal stake is entered at
+    every row predicted positive and exited ``future_minutes`` later at the value the
+    label was computed from. ``future_change_pct`` is that row's change of the target
+    in percent ((future - now) / now * 100). A trade's return is ``+change`` for
+    direction ``"up"`` (long) and ``-change`` for ``"down"`` (short); its net return
+    is that minus ``fee_pct``, the round-trip fee (default 2.0 % = pump.fun's 1 % per
+    side; slippage is ignored). ``simulated_profit_pct`` is the MEAN net return per
+    trade in percent (no compounding; overlapping trades are all counted) and
+    ``num_trades`` the number of trades; no trade gives 0.0 and 0. For threshold
+    targets (``future_change_pct=None``) both are ``None``.
+    """
+    from sklearn.metrics import (
+        accuracy_score,
+        confusion_matrix,
+        f1_score,
+        matthews_corrcoef,
+        precision_score,
+        recall_score,
+        roc_auc_score,
+    )
+
+    y_true = np.asarray(y_true).astype(int).ravel()
+    y_pred = np.asarray(y_pred).astype(int).ravel()
+    if y_true.size == 0:
+        raise ValueError("no samples to score")
+    if y_pred.shape != y_true.shape:
+        raise ValueError(f"y_pred has {y_pred.size} values for {y_true.size} labels")
+    tn, fp, fn, tp = (int(v) for v in confusion_matrix(y_true, y_pred, labels=[0, 1]).ravel())
+
+    roc_auc = None
+    if y_proba is not None and np.unique(y_true).size == 2:
+        roc_auc = float(roc_auc_score(y_true, np.asarray(y_proba, dtype=float).ravel()))
+
+    profit, trades = (None, None)
+    if future_change_pct is not None:
+        profit, trades = simulated_profit(y_pred, future_change_pct, direction, fee_pct)
+
+    n_positive = int(y_true.sum())
+    return {
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "f1": float(f1_score(y_true, y_pred, zero_division=0)),
+        "precision": float(precision_score(y_true, y_pred, zero_division=0)),
+        "recall": float(recall_score(y_true, y_pred, zero_division=0)),
+        "roc_auc": roc_auc,
+        "mcc": float(matthews_corrcoef(y_true, y_pred)),
+        "fpr": _ratio(fp, fp + tn),
+        "fnr": _ratio(fn, fn + tp),
+        "confusion_matrix": {"tp": tp, "tn": tn, "fp": fp, "fn": fn},
+        "simulated_profit_pct": profit,
+        "num_trades": trades,
+        "num_samples": int(y_true.size),
+        "num_positive": n_positive,
+        "num_negative": int(y_true.size) - n_positive,
+    }
+
+
+def feature_importance(estimator, feature_names, X=None, y=None, random_state: int = 0) -> dict[str, float]:
+    """Importance per feature, normalised to sum 1 (all 0.0 if nothing is important), sorted descending.
+
+    Trees and xgboost: ``feature_importances_``. Logistic regression (also inside a
+    Pipeline, where the scaler makes coefficients comparable): ``|coef|``. Anything
+    else (the MLP): permutation importance of the whole estimator on at most
+    ``PERMUTATION_MAX_ROWS`` rows of ``X``/``y`` (required then), scored by balanced
+    accuracy because pump labels are rare; negative drops count as 0.
+    """
+    names = [str(n) for n in feature_names]
+    model = estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
+    if hasattr(model, "feature_importances_"):
+        raw = np.asarray(model.feature_importances_, dtype=float)
+    elif hasattr(model, "coef_"):
+        raw = np.abs(np.asarray(model.coef_, dtype=float)).ravel()
+    else:
+        if X is None or y is None:
+            raise ValueError(f"{type(model).__name__} has no built-in importances; pass X and y for permutation importance")
+        from sklearn.inspection import permutation_importance
+
+        y = np.asarray(y).ravel()
+        if len(y) > PERMUTATION_MAX_ROWS:
+            rows = np.sort(np.random.default_rng(random_state).choice(len(y), PERMUTATION_MAX_ROWS, replace=False))
+            X = X.iloc[rows] if hasattr(X, "iloc") else np.asarray(X)[rows]
+            y = y[rows]
+        result = permutation_importance(estimator, X, y, scoring="balanced_accuracy", n_repeats=5,
+                                        random_state=random_state)
+        raw = np.clip(result.importances_mean, 0.0, None)
+    if raw.size != len(names):
+        raise ValueError(f"estimator has {raw.size} importances for {len(names)} feature names")
+    total = raw.sum()
+    shares = raw / total if total > 0 else np.zeros_like(raw)
+    return {name: float(share) for name, share in sorted(zip(names, shares), key=lambda item: -item[1])}

@@ -1,0 +1,263 @@
+"""A model-training request (SPEC §3) and its validation, independent of Dagster.
+
+The Dagster config class in ``pump_orchestration.resources`` mirrors these
+fields and takes its launchpad descriptions from ``FIELD_DOCS``; validation
+lives here so the UI, GraphQL and the CLI all get the same messages.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any, Iterable
+
+import pandas as pd
+
+from pump_orchestration.ml.columns import BASE_COLUMNS, DEFAULT_PHASES
+from pump_orchestration.ml.labels import DIRECTIONS, LABEL_MODES, OPERATORS
+from pump_orchestration.ml.models import MODEL_TYPES, validate_params
+
+MAX_NAME_LENGTH = 255
+
+FIELD_DOCS: dict[str, str] = {
+    "name": "Unique model name, e.g. PumpDetector_v1 (max 255 characters).",
+    "model_type": f"Classifier: one of {', '.join(MODEL_TYPES)}.",
+    "features": "Base coin_metrics columns used as model inputs, e.g. [price_close, volume_sol, buy_volume_sol]. "
+    "For a time-based target the target column is never an input (it would leak the label).",
+    "phases": "Only use rows whose phase_id_at_time is in this list (ref_coin_phases ids); empty = all phases.",
+    "target_var": "coin_metrics column the label is built from, e.g. price_close or market_cap_close.",
+    "use_time_based_prediction": "true: label = 'target rises/falls by min_percent_change % within future_minutes' "
+    "(per coin); false: label = 'target_var target_operator target_value'.",
+    "target_operator": f"Classic target only: one of {' '.join(OPERATORS)}.",
+    "target_value": "Classic target only: threshold compared with target_var.",
+    "future_minutes": "Time-based target: horizon H in minutes (> 0).",
+    "min_percent_change": "Time-based target: minimum % change over the horizon that counts as a pump (> 0).",
+    "direction": "Time-based target: 'up' (rise) or 'down' (fall).",
+    "label_mode": "Time-based target: 'end' compares the value at t+H with t; 'within' uses the peak (up) or "
+    "trough (down) reached in (t, t+H].",
+    "params": "Hyper-parameters overriding the model type's defaults from ref_model_types, "
+    "e.g. {n_estimators: 200, max_depth: 8}.",
+    "use_engineered_features": "Add ~40 engineered features (momentum, volume, buy/sell pressure, whales, "
+    "volatility, market-cap velocity, order imbalance) computed per coin from its past only.",
+    "feature_engineering_windows": "Rolling window sizes in MINUTES for the engineered features (default 5, 10, 15).",
+    "use_smote": "Balance the training part with SMOTE + random under-sampling when positives are < 30 % or > 70 %.",
+    "use_timeseries_split": "Order-respecting TimeSeriesSplit cross-validation (recommended). false = a single "
+    "chronological 80/20 split (not recommended).",
+    "cv_splits": "Number of TimeSeriesSplit folds (>= 2); the last fold is the final test part.",
+    "train_start": "Optional ISO timestamp narrowing the window inside the selected partition(s); "
+    "default = start of the first selected day.",
+    "train_end": "Optional ISO timestamp (exclusive) narrowing the window; default = end of the last selected day.",
+    "random_state": "Seed for the estimator, SMOTE and under-sampling.",
+    "fee_pct": "Round-trip fee in % subtracted from each simulated trade (default 2.0 = 1 % per side on pump.fun).",
+    "description": "Free-text note stored with the model.",
+}
+
+
+class RequestValidationError(ValueError):
+    """A training request is invalid; ``problems`` lists one message per bad field."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("Invalid training request:\n  - " + "\n  - ".join(problems))
+
+
+@dataclass(frozen=True)
+class LabelSpec:
+    """How labels are built; stored with a model so tests and scoring rebuild them identically."""
+
+    target_var: str
+    time_based: bool
+    operator: str | None = None
+    value: float | None = None
+    future_minutes: int | None = None
+    min_percent_change: float | None = None
+    direction: str = "up"
+    mode: str = "end"
+
+    @property
+    def horizon(self) -> pd.Timedelta | None:
+        """Label horizon for time-based targets (used to purge CV folds), else None."""
+        return pd.Timedelta(minutes=self.future_minutes) if self.time_based else None
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """Which model inputs are built; stored with a model so scoring builds the same matrix."""
+
+    base_features: tuple[str, ...]
+    use_engineered: bool = True
+    windows: tuple[int, ...] = (5, 10, 15)
+
+
+@dataclass(frozen=True)
+class TrainingRequest:
+    """Everything a user asks for when creating a model (SPEC §3, seed 000 §2.1)."""
+
+    name: str
+    model_type: str
+    target_var: str
+    features: tuple[str, ...] = ()
+    phases: tuple[int, ...] = ()
+    use_time_based_prediction: bool = True
+    target_operator: str | None = None
+    target_value: float | None = None
+    future_minutes: int | None = 10
+    min_percent_change: float | None = 30.0
+    direction: str = "up"
+    label_mode: str = "end"
+    params: dict[str, Any] = field(default_factory=dict)
+    use_engineered_features: bool = True
+    feature_engineering_windows: tuple[int, ...] = (5, 10, 15)
+    use_smote: bool = True
+    use_timeseries_split: bool = True
+    cv_splits: int = 5
+    train_start: str | None = None
+    train_end: str | None = None
+    random_state: int = 42
+    fee_pct: float = 2.0
+    description: str | None = None
+
+    @property
+    def label_spec(self) -> LabelSpec:
+        """The label definition of this request."""
+        if self.use_time_based_prediction:
+            return LabelSpec(
+                target_var=self.target_var,
+                time_based=True,
+                future_minutes=self.future_minutes,
+                min_percent_change=self.min_percent_change,
+                direction=self.direction,
+                mode=self.label_mode,
+            )
+        return LabelSpec(
+            target_var=self.target_var, time_based=False, operator=self.target_operator, value=self.target_value
+        )
+
+    @property
+    def feature_spec(self) -> FeatureSpec:
+        """The model inputs of this request; a time-based target column is never an input."""
+        base = tuple(f for f in self.features if not (self.use_time_based_prediction and f == self.target_var))
+        return FeatureSpec(
+            base_features=base,
+            use_engineered=self.use_engineered_features,
+            windows=tuple(self.feature_engineering_windows),
+        )
+
+    def fingerprint(self) -> str:
+        """Stable hash of the fields that change labels or features (guards cached intermediates)."""
+        payload = json.dumps({"label": asdict(self.label_spec), "features": asdict(self.feature_spec),
+                              "phases": list(self.phases)}, sort_keys=True, default=str)
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def resolve_window(
+    request: TrainingRequest, partition_start: pd.Timestamp, partition_end: pd.Timestamp
+) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """The training window: the selected partitions, narrowed by ``train_start``/``train_end`` if given."""
+    start = _parse_ts(request.train_start, "train_start") if request.train_start else partition_start
+    end = _parse_ts(request.train_end, "train_end") if request.train_end else partition_end
+    problems = []
+    if start < partition_start or start >= partition_end:
+        problems.append(f"train_start {start.isoformat()} lies outside the selected partitions "
+                        f"[{partition_start.isoformat()}, {partition_end.isoformat()}); select the days that contain it")
+    if end <= partition_start or end > partition_end:
+        problems.append(f"train_end {end.isoformat()} lies outside the selected partitions "
+                        f"[{partition_start.isoformat()}, {partition_end.isoformat()}]; select the days that contain it")
+    if start >= end:
+        problems.append(f"train_start ({start.isoformat()}) must be before train_end ({end.isoformat()})")
+    if problems:
+        raise RequestValidationError(problems)
+    return start, end
+
+
+def _parse_ts(value: str, field_name: str) -> pd.Timestamp:
+    try:
+        ts = pd.Timestamp(value)
+    except (ValueError, TypeError) as exc:
+        raise RequestValidationError([f"{field_name}: {value!r} is not an ISO timestamp ({exc})"]) from None
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+
+
+def validate_request(
+    request: TrainingRequest,
+    *,
+    available_columns: Iterable[str] | None = None,
+    phase_ids: Iterable[int] | None = None,
+    max_window_minutes: int | None = None,
+) -> None:
+    """Check every field before any work; raise ``RequestValidationError`` listing all problems.
+
+    ``available_columns`` (the real coin_metrics columns), ``phase_ids`` (ref_coin_phases)
+    and ``max_window_minutes`` (the history loaded before a window) enable the checks
+    that need the warehouse; without them only the request itself is checked.
+    """
+    p: list[str] = []
+    if not request.name or not request.name.strip():
+        p.append("name: must not be empty")
+    elif len(request.name) > MAX_NAME_LENGTH:
+        p.append(f"name: {len(request.name)} characters, at most {MAX_NAME_LENGTH} allowed")
+    if request.model_type not in MODEL_TYPES:
+        p.append(f"model_type: {request.model_type!r} is unknown; allowed: {', '.join(MODEL_TYPES)}")
+    else:
+        try:
+            validate_params(request.model_type, dict(request.params))
+        except ValueError as exc:
+            p.append(f"params: {exc}")
+    if not request.target_var:
+        p.append("target_var: must name a coin_metrics column")
+    if request.use_time_based_prediction:
+        if request.future_minutes is None or request.future_minutes <= 0:
+            p.append(f"future_minutes: must be > 0 for a time-based target, got {request.future_minutes}")
+        if request.min_percent_change is None or not request.min_percent_change > 0:
+            p.append(f"min_percent_change: must be > 0 for a time-based target, got {request.min_percent_change}")
+        if request.direction not in DIRECTIONS:
+            p.append(f"direction: {request.direction!r} is unknown; allowed: {', '.join(DIRECTIONS)}")
+        if request.label_mode not in LABEL_MODES:
+            p.append(f"label_mode: {request.label_mode!r} is unknown; allowed: {', '.join(LABEL_MODES)}")
+    else:
+        if request.target_operator not in OPERATORS:
+            p.append(f"target_operator: {request.target_operator!r} is unknown; allowed: {' '.join(OPERATORS)}")
+        if request.target_value is None:
+            p.append("target_value: required for a classic (threshold) target")
+    if not request.feature_spec.base_features and not request.use_engineered_features:
+        p.append("features: no model inputs — list base columns or set use_engineered_features: true")
+    windows = list(request.feature_engineering_windows)
+    if request.use_engineered_features:
+        if not windows or any(int(w) <= 0 for w in windows):
+            p.append(f"feature_engineering_windows: need positive minutes, got {windows}")
+        elif len(set(windows)) != len(windows):
+            p.append(f"feature_engineering_windows: duplicate sizes in {windows}")
+        elif max_window_minutes is not None and max(windows) > max_window_minutes:
+            p.append(f"feature_engineering_windows: {max(windows)} min exceeds the loaded history of "
+                     f"{max_window_minutes} min (raise FEATURE_LOOKBACK_MINUTES)")
+    if request.cv_splits < 2:
+        p.append(f"cv_splits: must be >= 2, got {request.cv_splits}")
+    if not 0 <= request.fee_pct < 100:
+        p.append(f"fee_pct: must be in [0, 100), got {request.fee_pct}")
+    for field_name in ("train_start", "train_end"):
+        value = getattr(request, field_name)
+        if value:
+            try:
+                _parse_ts(value, field_name)
+            except RequestValidationError as exc:
+                p.extend(exc.problems)
+    if request.train_start and request.train_end and not p:
+        if _parse_ts(request.train_start, "train_start") >= _parse_ts(request.train_end, "train_end"):
+            p.append(f"train_start ({request.train_start}) must be before train_end ({request.train_end})")
+    if available_columns is not None:
+        cols = set(available_columns)
+        known = set(BASE_COLUMNS)
+        for f in request.features:
+            if f not in cols:
+                hint = "" if f in known else f"; known columns: {', '.join(sorted(known & cols))}"
+                p.append(f"features: column {f!r} is not in coin_metrics{hint}")
+        if request.target_var and request.target_var not in cols:
+            p.append(f"target_var: column {request.target_var!r} is not in coin_metrics")
+        if request.phases and "phase_id_at_time" not in cols:
+            p.append("phases: coin_metrics has no phase_id_at_time column to filter on")
+    allowed_phases = set(phase_ids) if phase_ids is not None else {ph[0] for ph in DEFAULT_PHASES}
+    unknown = sorted(set(request.phases) - allowed_phases)
+    if unknown:
+        p.append(f"phases: unknown phase ids {unknown}; allowed: {sorted(allowed_phases)}")
+    if p:
+        raise RequestValidationError(p)

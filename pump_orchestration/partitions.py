@@ -1,0 +1,8 @@
+"""Partitions: one daily training window per key; a run over a key range trains on the whole range."""
+import dagster as dg
+
+from pump_orchestration import settings
+
+#: Daily windows (UTC). Days are the caching unit of raw slices; a model's window is one day or a range of days,
+#: optionally narrowed by train_start/train_end.
+training_days = dg.DailyPartitionsDefinition(start_date=settings.partitions_start(), timezone="UTC")

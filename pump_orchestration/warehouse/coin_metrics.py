@@ -1,0 +1,233 @@
+"""Read (streamed, uncapped) and bulk-write the ``coin_metrics`` source table.
+
+Reads build the SELECT from bare column names rather than from ``schema.coin_metrics``: the
+tracker's real table may have other types (NUMERIC, timestamp without zone) or extra columns,
+and skipping per-value type processing keeps million-row loads fast. Values are converted to
+compact dtypes once per chunk instead.
+"""
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+
+from pump_orchestration import settings
+from pump_orchestration.ml.columns import KEY_COLUMNS
+from pump_orchestration.warehouse import schema
+from pump_orchestration.warehouse.db import is_postgres
+
+TABLE = "coin_metrics"
+_BOOL_COLUMNS = frozenset({"is_koth"})
+#: SQLAlchemy's SQLite DATETIME text form; written values must match it so range filters compare right.
+_SQLITE_TS_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
+
+
+def available_columns(engine: sa.Engine) -> list[str]:
+    """Columns of the real ``coin_metrics`` table, in table order.
+
+    Raises ``LookupError`` when the table does not exist.
+    """
+    inspector = sa.inspect(engine)
+    if not inspector.has_table(TABLE):
+        raise LookupError(f"table {TABLE!r} not found in the warehouse at {engine.url!r}")
+    return [col["name"] for col in inspector.get_columns(TABLE)]
+
+
+def _to_utc(value) -> pd.Timestamp:
+    """A timestamp-like value as aware UTC; naive values are taken as UTC."""
+    ts = pd.Timestamp(value)
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+
+
+def _validate_columns(requested: Iterable[str], available: Sequence[str]) -> None:
+    unknown = [c for c in requested if c not in available]
+    if unknown:
+        raise ValueError(
+            f"unknown coin_metrics column(s): {', '.join(unknown)}; "
+            f"available: {', '.join(available)}"
+        )
+
+
+def load_coin_metrics(
+    engine: sa.Engine,
+    start,
+    end,
+    columns: Sequence[str] | None = None,
+    phases: Sequence[int] | None = None,
+    mints: Sequence[str] | None = None,
+    chunk_rows: int | None = None,
+) -> pd.DataFrame:
+    """Load ``coin_metrics`` rows with ``start <= timestamp < end``, without any row cap.
+
+    ``columns``: columns to load besides ``mint`` and ``timestamp`` (always first); None = all.
+    ``phases`` filters on ``phase_id_at_time``, ``mints`` on ``mint``. Rows are streamed in
+    chunks of ``chunk_rows`` (default ``settings.load_chunk_rows()``; a server-side cursor on
+    PostgreSQL) and each chunk is converted at once, so peak memory stays near the final frame.
+
+    Returns a frame sorted by (timestamp, mint) with ``timestamp`` tz-aware UTC, numeric columns
+    float64 and ``is_koth`` bool (pandas ``boolean`` if it holds NULLs). ``df.attrs`` carries
+    ``rows_loaded`` and ``chunks``. Raises ``ValueError`` naming unknown columns.
+    """
+    available = available_columns(engine)
+    if columns is None:
+        value_columns = [c for c in available if c not in KEY_COLUMNS]
+    else:
+        _validate_columns(columns, available)
+        value_columns = [c for c in dict.fromkeys(columns) if c not in KEY_COLUMNS]
+    if phases is not None:
+        _validate_columns(["phase_id_at_time"], available)
+    names = [*KEY_COLUMNS, *value_columns]
+    chunk_rows = chunk_rows or settings.load_chunk_rows()
+
+    source = sa.table(TABLE, *(sa.column(c) for c in dict.fromkeys([*names, "phase_id_at_time"])))
+    ts_col = sa.column("timestamp", schema.UtcDateTime())
+    mint_col = source.c.mint
+    if is_postgres(engine):
+        # Byte order, as SQLite and pandas sort: the result must not depend on the DB locale.
+        mint_col = mint_col.collate("C")
+    query = (
+        sa.select(*(source.c[c] for c in names))
+        .where(ts_col >= _to_utc(start).to_pydatetime(), ts_col < _to_utc(end).to_pydatetime())
+        .order_by(ts_col, mint_col)
+    )
+    if phases is not None:
+        query = query.where(source.c.phase_id_at_time.in_([int(p) for p in phases]))
+    if mints is not None:
+        query = query.where(source.c.mint.in_(list(mints)))
+
+    frames: list[pd.DataFrame] = []
+    with engine.connect() as conn:
+        result = conn.execution_options(stream_results=True, yield_per=chunk_rows).execute(query)
+        for rows in result.partitions():
+            frames.append(_chunk_frame(rows, names))
+    df = pd.concat(frames, ignore_index=True) if frames else _chunk_frame([], names)
+    if frames and len(frames) > 1:
+        # Concatenating bool chunks with NULL-bearing "boolean" chunks yields object; unify.
+        for c in value_columns:
+            if c in _BOOL_COLUMNS and df[c].dtype == object:
+                df[c] = df[c].astype("boolean")
+    df.attrs["rows_loaded"] = len(df)
+    df.attrs["chunks"] = len(frames)
+    return df
+
+
+def _chunk_frame(rows: Sequence[Sequence], names: Sequence[str]) -> pd.DataFrame:
+    """Convert one chunk of raw rows into compactly typed columns."""
+    cols = list(zip(*rows)) if rows else [() for _ in names]
+    data: dict[str, object] = {}
+    for name, values in zip(names, cols):
+        if name == "mint":
+            data[name] = np.array(values, dtype=object)
+        elif name == "timestamp":
+            # ISO8601: SQLite text may or may not carry fractional seconds; PG gives datetimes.
+            data[name] = pd.to_datetime(pd.Series(values, dtype=object), utc=True, format="ISO8601")
+        elif name in _BOOL_COLUMNS:
+            series = pd.Series(values, dtype=object)
+            data[name] = series.astype(bool) if series.notna().all() else series.astype("boolean")
+        else:
+            # None -> NaN; Decimal (NUMERIC columns) -> float.
+            data[name] = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+    df = pd.DataFrame(data, columns=list(names))
+    if df["timestamp"].dtype != "datetime64[ns, UTC]":
+        df["timestamp"] = df["timestamp"].astype("datetime64[ns, UTC]")
+    return df
+
+
+def write_coin_metrics(engine: sa.Engine, df: pd.DataFrame, chunk_rows: int = 50_000) -> int:
+    """Bulk-insert ``df`` into ``coin_metrics`` in one transaction; return the rows newly inserted.
+
+    ``df`` needs ``mint`` and ``timestamp`` (naive = UTC); other columns must exist in the table.
+    Rows whose (mint, timestamp) already exist are skipped, so re-importing is a no-op. Any error
+    rolls the whole write back. PostgreSQL streams CSV chunks through ``COPY`` into a temporary
+    table, then ``INSERT ... ON CONFLICT DO NOTHING``; SQLite uses ``INSERT OR IGNORE`` batches.
+    """
+    missing_keys = [c for c in KEY_COLUMNS if c not in df.columns]
+    if missing_keys:
+        raise ValueError(f"coin_metrics rows need column(s): {', '.join(missing_keys)}")
+    available = available_columns(engine)
+    _validate_columns(df.columns, available)
+    frame = _normalise_for_write(df)
+    if frame.empty:
+        return 0
+    if is_postgres(engine):
+        return _write_postgres(engine, frame, chunk_rows)
+    return _write_sqlite(engine, frame, chunk_rows)
+
+
+def _normalise_for_write(df: pd.DataFrame) -> pd.DataFrame:
+    """Coerce types up front so bad values fail before anything is written."""
+    frame = pd.DataFrame(index=df.index)
+    for name in df.columns:
+        if name == "mint":
+            frame[name] = df[name]
+        elif name == "timestamp":
+            frame[name] = pd.to_datetime(df[name], utc=True)
+        elif name in _BOOL_COLUMNS:
+            frame[name] = df[name].astype("boolean")
+        else:
+            frame[name] = pd.to_numeric(df[name], errors="raise")
+    return frame.reset_index(drop=True)
+
+
+def _chunks(frame: pd.DataFrame, chunk_rows: int) -> Iterable[pd.DataFrame]:
+    for offset in range(0, len(frame), chunk_rows):
+        yield frame.iloc[offset:offset + chunk_rows]
+
+
+def _write_postgres(engine: sa.Engine, frame: pd.DataFrame, chunk_rows: int) -> int:
+    quote = engine.dialect.identifier_preparer.quote
+    column_list = ", ".join(quote(c) for c in frame.columns)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "CREATE TEMP TABLE _coin_metrics_stage (LIKE coin_metrics INCLUDING DEFAULTS) ON COMMIT DROP"
+        )
+        cursor = conn.connection.driver_connection.cursor()
+        try:
+            for chunk in _chunks(frame, chunk_rows):
+                buffer = io.StringIO()
+                out = chunk.copy()
+                out["timestamp"] = out["timestamp"].dt.strftime("%Y-%m-%d %H:%M:%S.%f+00")
+                # Empty unquoted CSV fields are NULL for COPY; float repr keeps full precision.
+                out.to_csv(buffer, index=False, header=False, quoting=csv.QUOTE_MINIMAL, na_rep="")
+                buffer.seek(0)
+                cursor.copy_expert(
+                    f"COPY _coin_metrics_stage ({column_list}) FROM STDIN WITH (FORMAT csv)", buffer
+                )
+        finally:
+            cursor.close()
+        result = conn.exec_driver_sql(
+            f"INSERT INTO coin_metrics ({column_list}) "
+            f"SELECT {column_list} FROM _coin_metrics_stage ON CONFLICT DO NOTHING"
+        )
+        return result.rowcount
+
+
+def _write_sqlite(engine: sa.Engine, frame: pd.DataFrame, chunk_rows: int) -> int:
+    quote = engine.dialect.identifier_preparer.quote
+    column_list = ", ".join(quote(c) for c in frame.columns)
+    placeholders = ", ".join("?" for _ in frame.columns)
+    statement = f"INSERT OR IGNORE INTO coin_metrics ({column_list}) VALUES ({placeholders})"
+    inserted = 0
+    with engine.begin() as conn:
+        for chunk in _chunks(frame, chunk_rows):
+            out = chunk.astype(object).copy()
+            out["timestamp"] = chunk["timestamp"].dt.strftime(_SQLITE_TS_FORMAT)
+            out = out.where(chunk.notna(), None)
+            rows = list(out.itertuples(index=False, name=None))
+            inserted += conn.exec_driver_sql(statement, rows).rowcount
+    return inserted
+
+
+def coin_metrics_time_range(engine: sa.Engine) -> tuple[dt.datetime, dt.datetime] | None:
+    """(earliest, latest) ``timestamp`` in ``coin_metrics`` as aware UTC, or None when empty."""
+    ts = sa.column("timestamp")
+    with engine.connect() as conn:
+        lo, hi = conn.execute(sa.select(sa.func.min(ts), sa.func.max(ts)).select_from(sa.table(TABLE))).one()
+    if lo is None:
+        return None
+    return _to_utc(lo).to_pydatetime(), _to_utc(hi).to_pydatetime()

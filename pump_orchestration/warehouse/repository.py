@@ -1,0 +1,60 @@
+"""Small data-access functions over the ``ml_*`` and ``ref_*`` tables.
+
+Every function takes a ``Connection`` so the caller (an IO manager, a sensor, a test) decides
+the transaction. Rows come back as plain dicts: JSON columns already decoded, timestamps
+tz-aware UTC on both backends (see ``schema.UtcDateTime``).
+"""
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from pump_orchestration.warehouse.schema import ml_models, ref_model_types
+
+
+def insert_model(conn: sa.Connection, values: dict) -> int:
+    """Insert one ``ml_models`` row and return its id.
+
+    Raises ``ValueError`` for keys that are not ``ml_models`` columns, and the driver's
+    ``IntegrityError`` for a duplicate name or a violated CHECK constraint.
+    """
+    unknown = sorted(set(values) - set(ml_models.c.keys()))
+    if unknown:
+        raise ValueError(f"not ml_models column(s): {', '.join(unknown)}")
+    result = conn.execute(ml_models.insert().values(**values))
+    return int(result.inserted_primary_key[0])
+
+
+def get_model(conn: sa.Connection, model_id: int | None = None, name: str | None = None) -> dict | None:
+    """One ``ml_models`` row by id or by name (exactly one of them), or None; soft-deleted rows included."""
+    if (model_id is None) == (name is None):
+        raise ValueError("pass exactly one of model_id or name")
+    condition = ml_models.c.id == model_id if model_id is not None else ml_models.c.name == name
+    row = conn.execute(sa.select(ml_models).where(condition)).mappings().first()
+    return dict(row) if row is not None else None
+
+
+def model_name_exists(conn: sa.Connection, name: str) -> bool:
+    """True when an ``ml_models`` row (soft-deleted ones included: names stay unique) has ``name``."""
+    query = sa.select(sa.literal(1)).where(ml_models.c.name == name).limit(1)
+    return conn.execute(query).first() is not None
+
+
+def get_model_type_defaults(conn: sa.Connection, model_type: str) -> dict:
+    """Default hyper-parameters of ``model_type`` from ``ref_model_types``.
+
+    Raises ``ValueError`` listing the known types when ``model_type`` is not one of them.
+    """
+    rows = dict(conn.execute(sa.select(ref_model_types.c.name, ref_model_types.c.default_params)).all())
+    if model_type not in rows:
+        raise ValueError(f"unknown model_type {model_type!r}; known: {', '.join(sorted(rows))}")
+    return dict(rows[model_type] or {})
+
+
+def list_models(conn: sa.Connection, status: str | None = None, include_deleted: bool = False) -> list[dict]:
+    """``ml_models`` rows, newest first, optionally filtered by status; soft-deleted rows only on request."""
+    query = sa.select(ml_models).order_by(ml_models.c.created_at.desc(), ml_models.c.id.desc())
+    if status is not None:
+        query = query.where(ml_models.c.status == status)
+    if not include_deleted:
+        query = query.where(ml_models.c.is_deleted.is_(sa.false()))
+    return [dict(row) for row in conn.execute(query).mappings()]
