@@ -16,7 +16,8 @@ COPY setup.py README.md ./
 COPY pump_orchestration ./pump_orchestration
 RUN pip install --no-cache-dir . && mkdir -p "$DAGSTER_HOME" "$MODEL_STORAGE_PATH"
 COPY docker/dagster.yaml $DAGSTER_HOME/dagster.yaml
-COPY workspace.yaml sql ./
+COPY workspace.yaml ./
+COPY sql ./sql
 
 EXPOSE 3000 4000
 HEALTHCHECK --interval=30s --timeout=5s CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:3000/server_info')" || exit 1

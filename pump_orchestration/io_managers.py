@@ -1,5 +1,4 @@
 """IO managers: parquet caches for the partitioned datasets, and ``ml_models`` rows + artifacts for fitted models."""
-from __future__ import annotations
 
 import json
 import os

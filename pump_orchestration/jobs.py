@@ -1,5 +1,4 @@
 """Jobs: training on partitioned windows, and loading coin_metrics (synthetic demo data or real trades)."""
-from __future__ import annotations
 
 import dagster as dg
 from pydantic import Field

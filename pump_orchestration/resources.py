@@ -1,5 +1,4 @@
 """Dagster resources: the warehouse, the model store and the training request given at launch."""
-from __future__ import annotations
 
 from functools import lru_cache
 from typing import Any, Optional

@@ -157,16 +157,20 @@ def start_postgres() -> PostgresServer:
     if init.returncode != 0:
         shutil.rmtree(base_dir, ignore_errors=True)
         raise PostgresUnavailable(f"initdb failed:\n{init.stdout}\n{init.stderr}")
-    options = " ".join([
-        "-c listen_addresses=127.0.0.1", f"-p {server.port}", f"-c unix_socket_directories={base_dir}",
-        "-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off",
-    ])
-    start = _run(server, [
-        str(bindir / "pg_ctl"), "-D", str(server.data_dir), "-l", str(server.log_file),
-        "-o", options, "-w", "-t", "60", "start",
-    ])
-    if start.returncode != 0:
+    log = ""
+    # The free port can be taken between probing and binding (parallel sessions): retry.
+    for _attempt in range(3):
+        options = " ".join([
+            "-c listen_addresses=127.0.0.1", f"-p {server.port}", f"-c unix_socket_directories={base_dir}",
+            "-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off",
+        ])
+        start = _run(server, [
+            str(bindir / "pg_ctl"), "-D", str(server.data_dir), "-l", str(server.log_file),
+            "-o", options, "-w", "-t", "60", "start",
+        ])
+        if start.returncode == 0:
+            return server
         log = server.log_file.read_text(errors="replace") if server.log_file.exists() else ""
-        server.stop()
-        raise PostgresUnavailable(f"pg_ctl start failed:\n{start.stdout}\n{start.stderr}\n{log}")
-    return server
+        server.port = _free_port()
+    server.stop()
+    raise PostgresUnavailable(f"pg_ctl start failed:\n{start.stdout}\n{start.stderr}\n{log}")

@@ -3,7 +3,6 @@
 Each asset is a thin wrapper around the Dagster-free core in ``pump_orchestration.ml``;
 the request comes from the ``training_request`` resource filled in at launch.
 """
-from __future__ import annotations
 
 import time
 

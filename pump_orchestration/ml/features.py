@@ -315,17 +315,21 @@ def engineer_features(df: pd.DataFrame, windows: Iterable[float] = DEFAULT_WINDO
     """
     windows = _check_windows(windows)
     context = _Context(df, coin_time_layout(df))
-    columns: dict[str, np.ndarray] = {}
+    kept: list[tuple[str, _Feature, float | None]] = []
     skipped: dict[str, str] = {}
     for name, feature, w in _planned(windows):
         missing = [c for c in feature.columns if c not in df.columns]
         if missing:
             noun = "column" if len(missing) == 1 else "columns"
             skipped[name] = f"needs {noun} {', '.join(repr(c) for c in missing)}, not in the data"
-            continue
+        else:
+            kept.append((name, feature, w))
+    # One (feature, row) block, transposed into the frame without a copy.
+    block = np.empty((len(kept), len(df)))
+    for row, (_, feature, w) in enumerate(kept):
         values = feature.compute(context, w)
         values[np.isinf(values)] = np.nan
-        columns[name] = context.layout.restore(values)
-    result = pd.DataFrame(columns, index=df.index, columns=list(columns), dtype=np.float64)
+        block[row, context.layout.order] = values
+    result = pd.DataFrame(block.T, index=df.index, columns=[name for name, _, _ in kept], copy=False)
     result.attrs["skipped_features"] = skipped
     return result

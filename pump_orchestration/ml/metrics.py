@@ -5,6 +5,7 @@ straight into JSON columns and Dagster metadata.
 """
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -88,6 +89,10 @@ def classification_metrics(y_true, y_pred, y_proba=None, future_change_pct=None,
     if future_change_pct is not None:
         profit, trades = simulated_profit(y_pred, future_change_pct, direction, fee_pct)
 
+    with warnings.catch_warnings():
+        # One class in a test window is legitimate (MCC is then 0); sklearn warns about it.
+        warnings.filterwarnings("ignore", message="A single label was found", category=UserWarning)
+        mcc = float(matthews_corrcoef(y_true, y_pred))
     n_positive = int(y_true.sum())
     return {
         "accuracy": float(accuracy_score(y_true, y_pred)),
@@ -95,7 +100,7 @@ def classification_metrics(y_true, y_pred, y_proba=None, future_change_pct=None,
         "precision": float(precision_score(y_true, y_pred, zero_division=0)),
         "recall": float(recall_score(y_true, y_pred, zero_division=0)),
         "roc_auc": roc_auc,
-        "mcc": float(matthews_corrcoef(y_true, y_pred)),
+        "mcc": mcc,
         "fpr": _ratio(fp, fp + tn),
         "fnr": _ratio(fn, fn + tp),
         "confusion_matrix": {"tp": tp, "tn": tn, "fp": fp, "fn": fn},
@@ -124,7 +129,9 @@ def feature_importance(estimator, feature_names, X=None, y=None, random_state: i
         raw = np.abs(np.asarray(model.coef_, dtype=float)).ravel()
     else:
         if X is None or y is None:
-            raise ValueError(f"{type(model).__name__} has no built-in importances; pass X and y for permutation importance")
+            raise ValueError(
+                f"{type(model).__name__} has no built-in importances; pass X and y for permutation importance"
+            )
         from sklearn.inspection import permutation_importance
 
         y = np.asarray(y).ravel()

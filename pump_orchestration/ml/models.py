@@ -27,22 +27,26 @@ PARAM_ALIASES: dict[str, dict[str, str]] = {
 #: Upper bound on the rows each RandomForest tree sees (see ``build_estimator``).
 RF_BOOTSTRAP_ROWS = 200_000
 
-# XGBClassifier does not validate its constructor arguments until fit (and then
-# deep inside the C++ core), so the obvious numeric ones are checked here:
+# Bounds checked here because the estimator does not: XGBClassifier validates nothing
+# until fit (and then deep inside its C++ core), and GradientBoostingClassifier
+# accepts learning_rate=0, which never learns.
 # name -> (lower bound, lower bound inclusive, upper bound or None, integer only).
-_XGB_BOUNDS: dict[str, tuple[float, bool, float | None, bool]] = {
-    "n_estimators": (1, True, None, True),
-    "max_depth": (0, True, None, True),
-    "learning_rate": (0, False, None, False),
-    "min_child_weight": (0, True, None, False),
-    "gamma": (0, True, None, False),
-    "subsample": (0, False, 1, False),
-    "colsample_bytree": (0, False, 1, False),
-    "colsample_bylevel": (0, False, 1, False),
-    "colsample_bynode": (0, False, 1, False),
-    "reg_alpha": (0, True, None, False),
-    "reg_lambda": (0, True, None, False),
-    "scale_pos_weight": (0, False, None, False),
+_EXTRA_BOUNDS: dict[str, dict[str, tuple[float, bool, float | None, bool]]] = {
+    "xgboost": {
+        "n_estimators": (1, True, None, True),
+        "max_depth": (0, True, None, True),
+        "learning_rate": (0, False, None, False),
+        "min_child_weight": (0, True, None, False),
+        "gamma": (0, True, None, False),
+        "subsample": (0, False, 1, False),
+        "colsample_bytree": (0, False, 1, False),
+        "colsample_bylevel": (0, False, 1, False),
+        "colsample_bynode": (0, False, 1, False),
+        "reg_alpha": (0, True, None, False),
+        "reg_lambda": (0, True, None, False),
+        "scale_pos_weight": (0, False, None, False),
+    },
+    "gradient_boosting": {"learning_rate": (0, False, None, False)},
 }
 
 
@@ -118,8 +122,8 @@ def _merge_params(model_type: str, params: dict[str, Any] | None) -> dict[str, A
     return merged
 
 
-def _check_xgb_values(params: dict[str, Any]) -> None:
-    for name, (low, low_inclusive, high, integer) in _XGB_BOUNDS.items():
+def _check_bounds(model_type: str, params: dict[str, Any]) -> None:
+    for name, (low, low_inclusive, high, integer) in _EXTRA_BOUNDS.get(model_type, {}).items():
         if name not in params or params[name] is None:
             continue
         value = params[name]
@@ -129,13 +133,15 @@ def _check_xgb_values(params: dict[str, Any]) -> None:
         if not ok:
             bound = f"{'>=' if low_inclusive else '>'} {low}" + (f" and <= {high}" if high is not None else "")
             raise ValueError(
-                f"params: {name!r} of xgboost must be {'an integer' if integer else 'a number'} {bound}, got {value!r}"
+                f"params: {name!r} of {model_type} must be {'an integer' if integer else 'a number'} {bound}, "
+                f"got {value!r}"
             )
 
 
 def _build(model_type: str, params: dict[str, Any] | None, random_state: int, n_jobs: int | None,
            n_samples: int | None):
     merged = _merge_params(model_type, params)
+    _check_bounds(model_type, merged)
     user_params = params or {}
     kwargs = dict(merged)
     kwargs.setdefault("random_state", random_state)
@@ -151,7 +157,6 @@ def _build(model_type: str, params: dict[str, Any] | None, random_state: int, n_
                 and n_samples is not None and n_samples > RF_BOOTSTRAP_ROWS):
             kwargs["max_samples"] = RF_BOOTSTRAP_ROWS / n_samples
     elif model_type == "xgboost":
-        _check_xgb_values(merged)
         kwargs.setdefault("n_jobs", n_jobs)
         kwargs.setdefault("tree_method", "hist")
         kwargs.setdefault("eval_metric", "logloss")

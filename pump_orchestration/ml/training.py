@@ -7,6 +7,7 @@ Resampling only ever touches a training part.
 """
 from __future__ import annotations
 
+import numbers
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -127,7 +128,7 @@ def _check_features(X: pd.DataFrame) -> None:
         )
     problems = []
     for column in X.columns:
-        values = X[column].to_numpy(dtype=float)
+        values = X[column].to_numpy(dtype=float, na_value=np.nan)
         n_nan, n_inf = int(np.isnan(values).sum()), int(np.isinf(values).sum())
         if n_nan or n_inf:
             problems.append(f"{column}: {n_nan} NaN, {n_inf} inf")
@@ -205,20 +206,23 @@ def train_classifier(X: pd.DataFrame, y: pd.Series, timestamps: pd.Series, *, mo
     merged_params = validate_params(model_type, params)
     if direction not in ("up", "down"):
         raise ValueError(f"direction: expected 'up' or 'down', got {direction!r}")
-    if use_timeseries_split and (not isinstance(cv_splits, int) or cv_splits < 2):
+    if use_timeseries_split and (not isinstance(cv_splits, numbers.Integral) or cv_splits < 2):
         raise ValueError(f"cv_splits: must be an integer >= 2, got {cv_splits!r}")
     if horizon is not None and pd.Timedelta(horizon) < pd.Timedelta(0):
         raise ValueError(f"horizon: must not be negative, got {horizon!r}")
 
-    report(0.0, f"checking {len(X)} rows x {X.shape[1]} features")
     if not isinstance(X, pd.DataFrame) or X.empty:
         raise TrainingDataError("no labelled rows to train on (X is empty)")
+    report(0.0, f"checking {len(X)} rows x {X.shape[1]} features")
     if not X.index.is_unique:
         raise TrainingDataError("X's index has duplicate labels; reset it before training")
     y = _aligned(y, "y", X.index)
     timestamps = _aligned(timestamps, "timestamps", X.index)
     if future_change_pct is not None:
         future_change_pct = _aligned(future_change_pct, "future_change_pct", X.index)
+        if future_change_pct.isna().any():
+            raise TrainingDataError(f"future_change_pct is missing for {int(future_change_pct.isna().sum())} "
+                                    "labelled rows; every time-based label needs its future value")
     if not pd.api.types.is_datetime64_any_dtype(timestamps):
         raise TrainingDataError(f"timestamps must be datetimes, got dtype {timestamps.dtype}")
     if timestamps.isna().any():
@@ -259,8 +263,8 @@ def train_classifier(X: pd.DataFrame, y: pd.Series, timestamps: pd.Series, *, mo
         if n < need:
             raise TrainingDataError(f"too few rows for an 80/20 split: need at least {need} labelled rows, got {n}")
         cut = int(n * HOLDOUT_TRAIN_SHARE)
-        train_idx, split_purged = _purge(np.arange(cut), np.arange(cut, n), ts, horizon_td)
         test_idx = np.arange(cut, n)
+        train_idx, split_purged = _purge(np.arange(cut), test_idx, ts, horizon_td)
         _check_train_part(y_values, train_idx, "80/20 split")
         split_kind = "holdout_80_20"
 

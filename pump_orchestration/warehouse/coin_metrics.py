@@ -67,7 +67,8 @@ def load_coin_metrics(
     ``columns``: columns to load besides ``mint`` and ``timestamp`` (always first); None = all.
     ``phases`` filters on ``phase_id_at_time``, ``mints`` on ``mint``. Rows are streamed in
     chunks of ``chunk_rows`` (default ``settings.load_chunk_rows()``; a server-side cursor on
-    PostgreSQL) and each chunk is converted at once, so peak memory stays near the final frame.
+    PostgreSQL) and each chunk is converted to compact columns at once, so Python row objects
+    never exist for more than one chunk (peak memory is about twice the final frame).
 
     Returns a frame sorted by (timestamp, mint) with ``timestamp`` tz-aware UTC, numeric columns
     float64 and ``is_koth`` bool (pandas ``boolean`` if it holds NULLs). ``df.attrs`` carries
@@ -106,11 +107,9 @@ def load_coin_metrics(
         for rows in result.partitions():
             frames.append(_chunk_frame(rows, names))
     df = pd.concat(frames, ignore_index=True) if frames else _chunk_frame([], names)
-    if frames and len(frames) > 1:
-        # Concatenating bool chunks with NULL-bearing "boolean" chunks yields object; unify.
-        for c in value_columns:
-            if c in _BOOL_COLUMNS and df[c].dtype == object:
-                df[c] = df[c].astype("boolean")
+    for c in _BOOL_COLUMNS.intersection(value_columns):
+        # Chunks may differ (bool vs NULL-bearing "boolean"); decide once for the whole frame.
+        df[c] = _bool_column(df[c])
     df.attrs["rows_loaded"] = len(df)
     df.attrs["chunks"] = len(frames)
     return df
@@ -127,15 +126,19 @@ def _chunk_frame(rows: Sequence[Sequence], names: Sequence[str]) -> pd.DataFrame
             # ISO8601: SQLite text may or may not carry fractional seconds; PG gives datetimes.
             data[name] = pd.to_datetime(pd.Series(values, dtype=object), utc=True, format="ISO8601")
         elif name in _BOOL_COLUMNS:
-            series = pd.Series(values, dtype=object)
-            data[name] = series.astype(bool) if series.notna().all() else series.astype("boolean")
+            data[name] = _bool_column(pd.Series(values, dtype=object))
         else:
             # None -> NaN; Decimal (NUMERIC columns) -> float.
-            data[name] = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+            data[name] = np.array(values, dtype=np.float64)
     df = pd.DataFrame(data, columns=list(names))
     if df["timestamp"].dtype != "datetime64[ns, UTC]":
         df["timestamp"] = df["timestamp"].astype("datetime64[ns, UTC]")
     return df
+
+
+def _bool_column(series: pd.Series) -> pd.Series:
+    """Plain bool when there are no NULLs, else pandas' nullable ``boolean``."""
+    return series.astype(bool) if series.notna().all() else series.astype("boolean")
 
 
 def write_coin_metrics(engine: sa.Engine, df: pd.DataFrame, chunk_rows: int = 50_000) -> int:
@@ -144,7 +147,7 @@ def write_coin_metrics(engine: sa.Engine, df: pd.DataFrame, chunk_rows: int = 50
     ``df`` needs ``mint`` and ``timestamp`` (naive = UTC); other columns must exist in the table.
     Rows whose (mint, timestamp) already exist are skipped, so re-importing is a no-op. Any error
     rolls the whole write back. PostgreSQL streams CSV chunks through ``COPY`` into a temporary
-    table, then ``INSERT ... ON CONFLICT DO NOTHING``; SQLite uses ``INSERT OR IGNORE`` batches.
+    table, then ``INSERT ... ON CONFLICT DO NOTHING``; SQLite uses batched ``INSERT ... ON CONFLICT DO NOTHING``.
     """
     missing_keys = [c for c in KEY_COLUMNS if c not in df.columns]
     if missing_keys:
@@ -182,10 +185,12 @@ def _chunks(frame: pd.DataFrame, chunk_rows: int) -> Iterable[pd.DataFrame]:
 def _write_postgres(engine: sa.Engine, frame: pd.DataFrame, chunk_rows: int) -> int:
     quote = engine.dialect.identifier_preparer.quote
     column_list = ", ".join(quote(c) for c in frame.columns)
+    # Numbers are staged as float8 because a column with NULLs arrives as floats ("1.0"), which
+    # COPY rejects for an integer column; INSERT ... SELECT then applies the assignment cast.
+    stage_types = {"mint": "TEXT", "timestamp": "TIMESTAMPTZ", **{c: "BOOLEAN" for c in _BOOL_COLUMNS}}
+    stage_columns = ", ".join(f"{quote(c)} {stage_types.get(c, 'DOUBLE PRECISION')}" for c in frame.columns)
     with engine.begin() as conn:
-        conn.exec_driver_sql(
-            "CREATE TEMP TABLE _coin_metrics_stage (LIKE coin_metrics INCLUDING DEFAULTS) ON COMMIT DROP"
-        )
+        conn.exec_driver_sql(f"CREATE TEMP TABLE _coin_metrics_stage ({stage_columns}) ON COMMIT DROP")
         cursor = conn.connection.driver_connection.cursor()
         try:
             for chunk in _chunks(frame, chunk_rows):
@@ -211,7 +216,8 @@ def _write_sqlite(engine: sa.Engine, frame: pd.DataFrame, chunk_rows: int) -> in
     quote = engine.dialect.identifier_preparer.quote
     column_list = ", ".join(quote(c) for c in frame.columns)
     placeholders = ", ".join("?" for _ in frame.columns)
-    statement = f"INSERT OR IGNORE INTO coin_metrics ({column_list}) VALUES ({placeholders})"
+    # ON CONFLICT (not OR IGNORE): OR IGNORE would also silently drop rows violating NOT NULL.
+    statement = f"INSERT INTO coin_metrics ({column_list}) VALUES ({placeholders}) ON CONFLICT DO NOTHING"
     inserted = 0
     with engine.begin() as conn:
         for chunk in _chunks(frame, chunk_rows):

@@ -1,0 +1,73 @@
+"""Starting a real dagster-webserver and dagster-daemon for integration tests."""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def dagster_home(path: Path) -> Path:
+    """A DAGSTER_HOME holding the project's dagster.yaml."""
+    path.mkdir(parents=True, exist_ok=True)
+    shutil.copy(REPO / "dagster.yaml", path / "dagster.yaml")
+    return path
+
+
+def _wait_http(url: str, proc: subprocess.Popen, log: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args[0]} exited with {proc.returncode}:\n{log.read_text()[-4000:]}")
+        try:
+            urllib.request.urlopen(url, timeout=2).read()
+            return
+        except OSError:
+            time.sleep(0.5)
+    raise TimeoutError(f"{url} did not answer within {timeout}s:\n{log.read_text()[-4000:]}")
+
+
+@contextmanager
+def dagster_processes(env: dict[str, str], workdir: Path, *, daemon: bool = True, timeout: float = 120.0):
+    """Run dagster-webserver (and the daemon) on a free port; yields the port. Logs go to ``workdir``."""
+    port = free_port()
+    full_env = {**os.environ, **env}
+    procs: list[subprocess.Popen] = []
+    logs = []
+    try:
+        commands = [[str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(port), "-w", "workspace.yaml"]]
+        if daemon:
+            commands.append([str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"])
+        for cmd in commands:
+            log = workdir / f"{Path(cmd[0]).name}.log"
+            handle = open(log, "w")
+            logs.append((log, handle))
+            procs.append(subprocess.Popen(cmd, cwd=REPO, env=full_env, stdout=handle, stderr=subprocess.STDOUT,
+                                          start_new_session=True))
+        _wait_http(f"http://127.0.0.1:{port}/server_info", procs[0], logs[0][0], timeout)
+        yield port
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        for _, handle in logs:
+            handle.close()

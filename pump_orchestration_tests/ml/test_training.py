@@ -1,0 +1,220 @@
+import dataclasses
+import json
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from imblearn.over_sampling import SMOTE
+
+from pump_orchestration.ml.models import MODEL_TYPES
+from pump_orchestration.ml.training import (
+    TrainingDataError,
+    TrainingResult,
+    predict_proba_positive,
+    rebalance,
+    train_classifier,
+)
+
+FAST = {
+    "random_forest": {"n_estimators": 10},
+    "xgboost": {"n_estimators": 10},
+    "gradient_boosting": {"n_estimators": 10},
+    "logistic_regression": {},
+    "neural_network": {"hidden_layers": [8], "max_iter": 100},
+}
+
+
+def make_data(n=300, positive_share=0.2, seed=0, freq="1min"):
+    """Separable synthetic pump data: ``signal`` decides the label, ``noise`` does not."""
+    rng = np.random.default_rng(seed)
+    y = pd.Series((rng.random(n) < positive_share).astype(int))
+    X = pd.DataFrame({"signal": y * 3.0 + rng.normal(scale=0.5, size=n), "noise": rng.normal(size=n)})
+    ts = pd.Series(pd.date_range("2025-09-01", periods=n, freq=freq, tz="UTC"))
+    change = pd.Series(np.where(y == 1, 15.0, -3.0) + rng.normal(size=n))
+    return X, y, ts, change
+
+
+def fit(X, y, ts, **kwargs):
+    kwargs.setdefault("model_type", "random_forest")
+    kwargs.setdefault("params", FAST.get(kwargs["model_type"]))
+    kwargs.setdefault("n_jobs", 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # MLP convergence on tiny data
+        return train_classifier(X, y, ts, **kwargs)
+
+
+def as_json(result: TrainingResult, exclude=("estimator",)) -> str:
+    fields = {f.name: getattr(result, f.name) for f in dataclasses.fields(result) if f.name not in exclude}
+    return json.dumps(fields, sort_keys=True)
+
+
+def test_learns_separable_data_and_reports_everything():
+    X, y, ts, change = make_data()
+    calls = []
+    result = fit(X, y, ts, horizon=pd.Timedelta("5min"), future_change_pct=change,
+                 progress=lambda fraction, message: calls.append((fraction, message)))
+    assert result.metrics["f1"] > 0.8
+    assert result.metrics["simulated_profit_pct"] > 0
+    assert result.feature_names == ["signal", "noise"]
+    assert next(iter(result.feature_importance)) == "signal"
+    assert result.params == {"n_estimators": 10, "max_depth": 10, "min_samples_split": 2}
+    assert result.cv_scores["n_splits"] == 5 and len(result.cv_scores["test_f1"]) == 5
+    assert result.cv_overfitting_gap == pytest.approx(
+        result.cv_scores["mean_train_accuracy"] - result.cv_scores["mean_test_accuracy"])
+    assert result.label_balance == {"n_rows": 300, "n_positive": int(y.sum()), "n_negative": int((1 - y).sum()),
+                                    "positive_share": y.mean()}
+    assert result.resampling["applied"] and result.resampling["after"]["positive_share"] == 0.5
+    assert set(result.timings) >= {"cv_seconds", "fit_seconds", "predict_seconds"}
+    assert all(v >= 0 for v in result.timings.values())
+    fractions = [c[0] for c in calls]
+    assert fractions == sorted(fractions) and fractions[0] == 0.0 and fractions[-1] == 1.0
+    as_json(result)
+    proba = predict_proba_positive(result.estimator, X)
+    assert proba.shape == (300,) and np.allclose(proba, result.estimator.predict_proba(X)[:, 1])
+
+
+def hand_made_series():
+    """60 rows two minutes apart: minute 0, 2, ..., 118."""
+    n = 60
+    ts = pd.Series(pd.Timestamp("2025-09-01") + pd.to_timedelta(np.arange(n) * 2, unit="min"))
+    y = pd.Series((np.arange(n) % 3 == 0).astype(int))
+    X = pd.DataFrame({"f": y + np.linspace(0, 0.1, n)})
+    return X, y, ts
+
+
+def test_purge_drops_exactly_rows_whose_horizon_reaches_the_test_part():
+    X, y, ts = hand_made_series()
+    # cv_splits=2 on 60 rows: fold 1 trains rows 0-19 and tests from row 20 (minute 40);
+    # fold 2 trains rows 0-39 and tests from row 40 (minute 80). With a 4-minute horizon
+    # only the last training row (38 + 4 = 42 > 40; 78 + 4 = 82 > 80) is purged; the row
+    # before it ends exactly at the test start (36 + 4 = 40) and stays.
+    result = fit(X, y, ts, cv_splits=2, horizon=pd.Timedelta("4min"), use_smote=False)
+    assert result.cv_scores["purged_rows_per_fold"] == [1, 1]
+    assert result.cv_scores["train_rows_per_fold"] == [19, 39]
+    assert result.cv_scores["test_rows_per_fold"] == [20, 20]
+    assert result.split == {
+        "kind": "timeseries_last_fold", "n_train": 39, "n_test": 20, "purged_rows": 1,
+        "train_start_ts": "2025-09-01T00:00:00", "train_end_ts": "2025-09-01T01:16:00",
+        "test_start_ts": "2025-09-01T01:20:00", "test_end_ts": "2025-09-01T01:58:00",
+    }
+    # 7 minutes: rows ending after minute 40 are 17, 18, 19 (34 + 7 = 41).
+    result = fit(X, y, ts, cv_splits=2, horizon=pd.Timedelta("7min"), use_smote=False)
+    assert result.cv_scores["purged_rows_per_fold"] == [3, 3]
+    result = fit(X, y, ts, cv_splits=2, horizon=None, use_smote=False)
+    assert result.cv_scores["purged_rows_per_fold"] == [0, 0] and result.split["n_train"] == 40
+
+
+def test_holdout_is_chronological_and_purged():
+    X, y, ts = hand_made_series()
+    result = fit(X, y, ts, use_timeseries_split=False, horizon=pd.Timedelta("4min"))
+    # First 48 rows train, last 12 test (from minute 96); row 47 (94 + 4 > 96) is purged.
+    assert result.cv_scores is None and result.cv_overfitting_gap is None
+    assert result.split["kind"] == "holdout_80_20"
+    assert (result.split["n_train"], result.split["n_test"], result.split["purged_rows"]) == (47, 12, 1)
+    assert result.split["test_start_ts"] == "2025-09-01T01:36:00"
+
+
+def test_resampling_never_touches_test_rows(monkeypatch):
+    X, y, ts, change = make_data(n=240, positive_share=0.15)
+    X["row_id"] = np.arange(len(X))  # time rank, to see which rows reach SMOTE
+    seen = []
+    original = SMOTE.fit_resample
+
+    def spy(self, X_part, y_part):
+        seen.append(set(X_part["row_id"]))
+        return original(self, X_part, y_part)
+
+    monkeypatch.setattr(SMOTE, "fit_resample", spy)
+    result = fit(X, y, ts, cv_splits=3, future_change_pct=change)
+    without = fit(X, y, ts, cv_splits=3, future_change_pct=change, use_smote=False)
+
+    # 3 CV folds + the final training part, each exactly the rows before its test part.
+    assert seen == [set(range(60)), set(range(120)), set(range(180)), set(range(180))]
+    assert result.resampling["applied"] and result.resampling["before"]["n_rows"] == 180
+    assert result.resampling["after"]["n_rows"] != 180
+    assert result.split["n_test"] == without.split["n_test"] == result.metrics["num_samples"] == 60
+    # The reported test metrics are those of the untouched last 60 rows.
+    test_X, test_y = X.iloc[180:], y.iloc[180:]
+    pred = result.estimator.predict(test_X)
+    cm = result.metrics["confusion_matrix"]
+    assert cm["tp"] == int(((pred == 1) & (test_y == 1)).sum()) and cm["fp"] == int(((pred == 1) & (test_y == 0)).sum())
+    assert result.metrics["num_positive"] == int(test_y.sum())
+    # Training metrics are on the training part before resampling.
+    assert result.train_metrics["num_samples"] == 180
+
+
+def test_input_row_order_does_not_matter():
+    X, y, ts, change = make_data(n=200, seed=4)
+    ts = ts.iloc[np.arange(200) // 2 * 2].reset_index(drop=True)  # pairs of equal timestamps
+    a = fit(X, y, ts, horizon=pd.Timedelta("3min"), future_change_pct=change)
+    shuffled = np.random.default_rng(9).permutation(200)
+    b = fit(X.iloc[shuffled], y.iloc[shuffled], ts.iloc[shuffled], horizon=pd.Timedelta("3min"),
+            future_change_pct=change.iloc[shuffled])
+    assert as_json(a, exclude=("estimator", "timings")) == as_json(b, exclude=("estimator", "timings"))
+    assert np.array_equal(a.estimator.predict_proba(X), b.estimator.predict_proba(X))
+
+
+@pytest.mark.parametrize("model_type", MODEL_TYPES)
+def test_every_model_type_trains_end_to_end(model_type):
+    X, y, ts, change = make_data(n=180, seed=2)
+    result = fit(X, y, ts, model_type=model_type, cv_splits=3, horizon=pd.Timedelta("2min"),
+                 future_change_pct=change, direction="up")
+    assert result.model_type == model_type
+    assert result.metrics["accuracy"] > 0.8
+    assert set(result.feature_importance) == {"signal", "noise"}
+    assert set(result.timings) >= {"cv_seconds", "fit_seconds", "predict_seconds"}
+    as_json(result)
+
+
+def test_single_class_is_rejected():
+    X, y, ts, _ = make_data(n=100)
+    with pytest.raises(TrainingDataError, match="all 100 labelled rows are class 0 — widen the window or lower "
+                                                "min_percent_change"):
+        fit(X, y * 0, ts)
+
+
+def test_nan_and_inf_in_features_are_named_with_counts():
+    X, y, ts, _ = make_data(n=100)
+    X.loc[[3, 7], "signal"] = np.nan
+    X.loc[5, "noise"] = np.inf
+    with pytest.raises(TrainingDataError, match=r"signal: 2 NaN, 0 inf; noise: 0 NaN, 1 inf"):
+        fit(X, y, ts)
+    X["empty"] = np.nan
+    with pytest.raises(TrainingDataError, match="NaN in every one of the 100 rows: empty"):
+        fit(X, y, ts)
+
+
+def test_too_few_rows_for_cv_splits():
+    X, y, ts, _ = make_data(n=50)
+    with pytest.raises(TrainingDataError,
+                       match=r"too few rows for cv_splits=5: need at least 60 labelled rows .*got 50"):
+        fit(X, y, ts, cv_splits=5)
+    with pytest.raises(TrainingDataError, match="too few rows for an 80/20 split"):
+        fit(X.iloc[:40], y.iloc[:40], ts.iloc[:40], use_timeseries_split=False)
+
+
+def test_fold_with_one_class_in_its_training_part():
+    X, y, ts, _ = make_data(n=120)
+    y[:] = 0
+    y.iloc[100:110] = 1  # positives only late: the first folds train on negatives only
+    with pytest.raises(TrainingDataError, match=r"CV fold 1 of 5: the training part \(20 rows\) holds only class 0"):
+        fit(X, y, ts)
+
+
+def test_bad_labels_and_arguments():
+    X, y, ts, _ = make_data(n=100)
+    with pytest.raises(TrainingDataError, match="only 0/1 labels"):
+        fit(X, y * 2, ts)
+    with pytest.raises(TrainingDataError, match="X is empty"):
+        fit(X.iloc[:0], y.iloc[:0], ts.iloc[:0])
+    with pytest.raises(ValueError, match="model_type"):
+        fit(X, y, ts, model_type="svm", params=None)
+
+
+def test_rebalance_skips_a_minority_of_one_row():
+    X = pd.DataFrame({"a": np.arange(50.0)})
+    y = pd.Series([1] + [0] * 49)
+    X_res, y_res, report = rebalance(X, y)
+    assert not report["applied"] and "minority class has 1 row" in report["reason"]
+    assert X_res is X and y_res is y

@@ -1,0 +1,121 @@
+"""The code location loads, and a real webserver + daemon train a model launched over GraphQL."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import dagster as dg
+import pytest
+import requests
+
+from pump_orchestration.data.ingest import ingest_synthetic
+from pump_orchestration.definitions import defs
+from pump_orchestration.ml.model_store import ModelStore
+from pump_orchestration.warehouse import repository
+from pump_orchestration.warehouse.db import init_schema, make_engine
+from pump_orchestration_tests.dagster_servers import REPO, dagster_home, dagster_processes
+
+LAUNCH = """
+mutation($p: ExecutionParams!) {
+  launchRun(executionParams: $p) {
+    __typename
+    ... on LaunchRunSuccess { run { runId } }
+    ... on RunConfigValidationInvalid { errors { message } }
+    ... on PythonError { message }
+  }
+}"""
+STATUS = 'query($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }'
+
+
+def test_definitions_are_loadable():
+    dg.Definitions.validate_loadable(defs)
+    assert {j.name for j in defs.resolve_all_job_defs()} >= {
+        "train_model_job", "generate_synthetic_data_job", "import_trades_job"}
+
+
+def test_workspace_validates_with_the_cli(tmp_path):
+    env = {**os.environ, "DAGSTER_HOME": str(dagster_home(tmp_path / "home"))}
+    out = subprocess.run([os.path.join(os.path.dirname(sys.executable), "dagster"), "definitions", "validate",
+                          "-w", "workspace.yaml"], cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def _launch(port: int, config: dict, partition: str) -> dict:
+    variables = {"p": {
+        "selector": {"repositoryLocationName": "pump_orchestration", "repositoryName": "__repository__",
+                     "jobName": "train_model_job"},
+        "runConfigData": {"resources": {"training_request": {"config": config}}},
+        "executionMetadata": {"tags": [{"key": "dagster/partition", "value": partition}]},
+    }}
+    response = requests.post(f"http://127.0.0.1:{port}/graphql", json={"query": LAUNCH, "variables": variables},
+                             timeout=60)
+    response.raise_for_status()
+    return response.json()["data"]["launchRun"]
+
+
+def _wait(port: int, run_id: str, timeout: float = 300) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        response = requests.post(f"http://127.0.0.1:{port}/graphql",
+                                 json={"query": STATUS, "variables": {"id": run_id}}, timeout=30)
+        status = response.json()["data"]["runOrError"]["status"]
+        if status in ("SUCCESS", "FAILURE", "CANCELED"):
+            return status
+        time.sleep(1)
+    raise TimeoutError(f"run {run_id} still {status} after {timeout}s")
+
+
+def _run_errors(home, run_id: str) -> str:
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        return "\n".join(
+            str(e.dagster_event.event_specific_data) for e in instance.all_logs(run_id)
+            if e.dagster_event and e.dagster_event.is_failure
+        )
+
+
+@pytest.mark.integration
+def test_graphql_launch_trains_a_model_on_postgres(tmp_path, pg_dsn):
+    engine = make_engine(pg_dsn)
+    init_schema(engine, create_coin_metrics=True)
+    ingest_synthetic(engine, n_coins=80, start="2025-09-01T00:00:00Z", hours=8, seed=5)
+    home = dagster_home(tmp_path / "home")
+    env = {"DAGSTER_HOME": str(home), "DB_DSN": pg_dsn, "PUMP_DATA_DIR": str(tmp_path / "data"),
+           "PUMP_PARTITIONS_START": "2025-08-25"}
+    seed_request = {
+        "name": "PumpDetector_v1", "model_type": "random_forest", "target_var": "price_close",
+        "features": ["price_open", "price_high", "price_low", "price_close", "volume_sol"],
+        "phases": [1, 2], "use_time_based_prediction": True, "future_minutes": 10, "min_percent_change": 30.0,
+        "direction": "up", "params": {"n_estimators": 50, "max_depth": 8}, "use_engineered_features": True,
+        "feature_engineering_windows": [5, 10, 15], "use_smote": True, "use_timeseries_split": True,
+        "cv_splits": 3,
+    }
+    with dagster_processes(env, tmp_path) as port:
+        launched = _launch(port, seed_request, "2025-09-01")
+        assert launched["__typename"] == "LaunchRunSuccess", launched
+        run_id = launched["run"]["runId"]
+
+        bad = _launch(port, {**seed_request, "name": "bad", "model_type": "svm", "cv_splits": 1}, "2025-09-01")
+        assert bad["__typename"] == "LaunchRunSuccess", bad
+        unknown_field = _launch(port, {**seed_request, "n_trees": 5}, "2025-09-01")
+
+        assert _wait(port, run_id) == "SUCCESS", _run_errors(home, run_id)
+        assert _wait(port, bad["run"]["runId"]) == "FAILURE"
+
+    # A misspelt field is rejected by Dagster's config validation before a run exists.
+    assert unknown_field["__typename"] == "RunConfigValidationInvalid"
+    assert "n_trees" in str(unknown_field["errors"])
+    errors = _run_errors(home, bad["run"]["runId"])
+    assert "model_type: 'svm' is unknown" in errors and "cv_splits: must be >= 2" in errors
+
+    with engine.connect() as conn:
+        row = repository.get_model(conn, name="PumpDetector_v1")
+        assert repository.get_model(conn, name="bad") is None
+    assert row["status"] == "READY" and row["model_type"] == "random_forest"
+    assert row["phases"] == [1, 2] and row["future_minutes"] == 10
+    assert "price_close" not in row["features"]  # the time-based target never becomes an input
+    assert 0.0 <= row["training_f1"] <= 1.0 and row["cv_scores"]["n_splits"] == 3
+    loaded = ModelStore(tmp_path / "data" / "models").load(row["model_file_path"], row["model_sha256"])
+    assert loaded.feature_names == row["features"]
+    assert loaded.estimator.n_estimators == 50

@@ -1,0 +1,150 @@
+"""coin_metrics: chunked loading, filters, time zones, idempotent and atomic bulk writes."""
+from __future__ import annotations
+
+import datetime as dt
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from pump_orchestration.ml.columns import BASE_COLUMNS
+from pump_orchestration.warehouse.coin_metrics import (
+    available_columns,
+    coin_metrics_time_range,
+    load_coin_metrics,
+    write_coin_metrics,
+)
+
+T0 = pd.Timestamp("2025-09-01 12:00:00", tz="UTC")
+NUMERIC = [c for c in BASE_COLUMNS if c != "is_koth"]
+INTEGER = ["num_buys", "num_sells", "unique_wallets"]  # INTEGER in the table: whole numbers only
+
+
+def make_rows(n_mints: int = 4, per_mint: int = 12, seed: int = 0) -> pd.DataFrame:
+    """Irregularly sampled rows for a few coins, with some NULLs and fractional seconds."""
+    rng = np.random.default_rng(seed)
+    frames = []
+    for m in range(n_mints):
+        offsets = np.cumsum(rng.integers(1, 90, size=per_mint)) + rng.random(per_mint).round(3)
+        frame = pd.DataFrame({
+            "mint": f"Mint{m}pump",
+            "timestamp": T0 + pd.to_timedelta(offsets, unit="s"),
+        })
+        for col in NUMERIC:
+            frame[col] = rng.random(per_mint) * 100
+        frame["phase_id_at_time"] = rng.integers(1, 4, size=per_mint).astype(float)
+        for col in INTEGER:
+            frame[col] = rng.integers(0, 50, size=per_mint).astype(float)
+        frame["is_koth"] = rng.random(per_mint) < 0.2
+        frame.loc[frame.index[::5], "volume_sol"] = np.nan
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
+def _count(engine) -> int:
+    with engine.connect() as conn:
+        return conn.execute(sa.text("SELECT count(*) FROM coin_metrics")).scalar_one()
+
+
+@pytest.fixture
+def loaded(warehouse_engine):
+    rows = make_rows()
+    assert write_coin_metrics(warehouse_engine, rows) == len(rows)
+    return warehouse_engine, rows
+
+
+def test_round_trip_and_chunking(loaded):
+    engine, rows = loaded
+    start, end = T0, T0 + pd.Timedelta(days=1)
+    whole = load_coin_metrics(engine, start, end, chunk_rows=10_000)
+    chunked = load_coin_metrics(engine, start, end, chunk_rows=7)
+    pd.testing.assert_frame_equal(whole, chunked)
+    assert whole.attrs == {"rows_loaded": len(rows), "chunks": 1}
+    assert chunked.attrs == {"rows_loaded": len(rows), "chunks": math.ceil(len(rows) / 7)}
+
+    expected = rows.sort_values(["timestamp", "mint"], ignore_index=True)
+    assert list(whole.columns) == available_columns(engine)
+    assert str(whole["timestamp"].dtype) == "datetime64[ns, UTC]"
+    assert whole["is_koth"].dtype == bool
+    assert all(whole[c].dtype == np.float64 for c in NUMERIC)
+    pd.testing.assert_frame_equal(whole[expected.columns], expected, check_dtype=False)
+
+
+def test_half_open_window_and_tz_inputs(loaded):
+    engine, rows = loaded
+    ordered = rows.sort_values("timestamp", ignore_index=True)
+    start, end = ordered["timestamp"].iloc[5], ordered["timestamp"].iloc[20]
+    # The same instants, expressed in another zone: the window must not move.
+    df = load_coin_metrics(engine, start.tz_convert("Europe/Berlin"), end.tz_convert("America/New_York"))
+    assert df["timestamp"].min() == start
+    assert df["timestamp"].max() < end
+    assert len(df) == ((rows["timestamp"] >= start) & (rows["timestamp"] < end)).sum()
+    naive = load_coin_metrics(engine, start.tz_localize(None), end.tz_localize(None))
+    pd.testing.assert_frame_equal(df, naive)
+
+
+def test_filters_and_column_selection(loaded):
+    engine, rows = loaded
+    end = T0 + pd.Timedelta(days=1)
+    df = load_coin_metrics(engine, T0, end, columns=["price_close", "phase_id_at_time"],
+                           phases=[1, 3], mints=["Mint1pump", "Mint2pump"], chunk_rows=3)
+    assert list(df.columns) == ["mint", "timestamp", "price_close", "phase_id_at_time"]
+    expected = rows[rows["phase_id_at_time"].isin([1, 3]) & rows["mint"].isin(["Mint1pump", "Mint2pump"])]
+    assert len(df) == len(expected) > 0
+    assert set(df["phase_id_at_time"]) <= {1.0, 3.0}
+    assert df.equals(df.sort_values(["timestamp", "mint"]))
+
+
+def test_unknown_column_is_named(loaded):
+    engine, _ = loaded
+    with pytest.raises(ValueError) as err:
+        load_coin_metrics(engine, T0, T0 + pd.Timedelta(hours=1), columns=["price_close", "orderbook_imbalance"])
+    message = str(err.value)
+    assert "orderbook_imbalance" in message and "available" in message and "price_close" in message
+
+
+def test_empty_window_has_typed_columns(loaded):
+    engine, _ = loaded
+    df = load_coin_metrics(engine, T0 - pd.Timedelta(days=2), T0 - pd.Timedelta(days=1))
+    assert df.empty and df.attrs["rows_loaded"] == 0
+    assert str(df["timestamp"].dtype) == "datetime64[ns, UTC]"
+
+
+def test_rewrite_is_idempotent(loaded):
+    engine, rows = loaded
+    assert write_coin_metrics(engine, rows, chunk_rows=5) == 0
+    extra = make_rows(n_mints=1, per_mint=3, seed=9).assign(mint="NewMint")
+    assert write_coin_metrics(engine, pd.concat([rows, extra])) == 3
+    assert _count(engine) == len(rows) + 3
+
+
+def test_failing_write_leaves_table_unchanged(loaded):
+    engine, rows = loaded
+    new = make_rows(n_mints=2, per_mint=10, seed=5).assign(mint=lambda d: "X" + d["mint"])
+    new.loc[15, "mint"] = None  # NOT NULL violation in the second chunk
+    with pytest.raises(sa.exc.IntegrityError):
+        write_coin_metrics(engine, new, chunk_rows=10)
+    assert _count(engine) == len(rows)
+
+    bad = new.assign(mint="Y").astype({"price_close": object})
+    bad.loc[3, "price_close"] = "not a number"
+    with pytest.raises(ValueError):
+        write_coin_metrics(engine, bad)
+    assert _count(engine) == len(rows)
+
+
+def test_write_rejects_unknown_columns(loaded):
+    engine, rows = loaded
+    with pytest.raises(ValueError, match="bogus"):
+        write_coin_metrics(engine, rows.assign(bogus=1.0))
+
+
+def test_time_range(warehouse_engine):
+    assert coin_metrics_time_range(warehouse_engine) is None
+    rows = make_rows()
+    write_coin_metrics(warehouse_engine, rows)
+    lo, hi = coin_metrics_time_range(warehouse_engine)
+    assert lo == rows["timestamp"].min() and hi == rows["timestamp"].max()
+    assert lo.tzinfo is not None and lo.utcoffset() == dt.timedelta(0)
