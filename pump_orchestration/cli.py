@@ -60,7 +60,7 @@ def _cmd_demo(args) -> int:
         "future_minutes": 10, "min_percent_change": 30.0, "direction": "up",
     }}}}
     instance = dg.DagsterInstance.get()
-    result = defs.get_job_def("train_model_job").execute_in_process(
+    result = defs.resolve_job_def("train_model_job").execute_in_process(
         run_config=run_config, instance=instance, partition_key=day.strftime("%Y-%m-%d"), raise_on_error=False
     )
     if not result.success:

@@ -41,7 +41,8 @@ def build_feature_matrix(df: pd.DataFrame, spec: FeatureSpec) -> tuple[pd.DataFr
     """Model inputs for every row of ``df``: base columns (as floats) then engineered features.
 
     Returns the matrix (aligned to ``df.index``) and the engineered features that
-    were skipped with the reason (a column the data lacks).
+    were skipped with the reason: a column the data lacks, or one that is NULL on
+    every row (a tracker that never fills it), which is treated the same way.
     """
     missing = [c for c in spec.base_features if c not in df.columns]
     if missing:
@@ -49,8 +50,11 @@ def build_feature_matrix(df: pd.DataFrame, spec: FeatureSpec) -> tuple[pd.DataFr
     parts = [df[list(spec.base_features)].astype("float64")]
     skipped: dict[str, str] = {}
     if spec.use_engineered:
-        engineered = engineer_features(df, windows=spec.windows)
-        skipped = dict(engineered.attrs.get("skipped_features", {}))
+        empty = [c for c in df.columns if c not in ("mint", "timestamp") and df[c].isna().all()]
+        engineered = engineer_features(df.drop(columns=empty), windows=spec.windows)
+        for name, reason in engineered.attrs.get("skipped_features", {}).items():
+            nulls = [c for c in empty if repr(c) in reason]
+            skipped[name] = f"needs {', '.join(map(repr, nulls))}, NULL on every loaded row" if nulls else reason
         parts.append(engineered.drop(columns=[c for c in engineered.columns if c in spec.base_features]))
     X = pd.concat(parts, axis=1)
     return X.replace([np.inf, -np.inf], np.nan), skipped

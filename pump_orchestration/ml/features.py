@@ -4,10 +4,11 @@ Windows are in **minutes**, not rows, because sampling is irregular and
 phase-dependent. Window ``w`` of a row of coin m at time t covers m's rows with
 timestamp in ``(t - w min, t]``; a young coin gets its window features from the
 history it has. A feature value therefore depends only on rows of the same mint
-in ``(t - max(windows), t]``: computing it on a truncated history, on one coin
-alone, on shuffled rows or on just :func:`required_history` of lookback gives the
-same value (window sums, means and standard deviations run on pandas' rolling
-kernels, so "the same" means up to float rounding of those running sums).
+in ``(t - max(windows), t]``. Computing it on a truncated history (later rows
+removed), on one coin alone or on shuffled rows gives bit-identical values; on
+just :func:`required_history` of lookback it gives the same value up to float
+rounding, because window sums, means and standard deviations run on pandas'
+O(n) rolling kernels, whose running sums then start at a different row.
 
 Conventions that keep every value finite for finite inputs (volumes, trade
 counts and prices are assumed non-negative):
@@ -40,6 +41,7 @@ from pump_orchestration.ml.labels import CoinTimeLayout, coin_time_layout, windo
 #: being 0 gives a large but finite value.
 RATIO_SMOOTHING_SOL = 0.1
 
+#: Window sizes (minutes) of a training request that does not name any (SPEC §3).
 DEFAULT_WINDOWS = (5, 10, 15)
 
 _NS_PER_MINUTE = 60 * 10**9
@@ -217,43 +219,48 @@ _WHALE = ("whale_buy_volume_sol", "whale_sell_volume_sol")
 _TRADES = ("num_buys", "num_sells")
 
 _FEATURES: tuple[_Feature, ...] = (
-    _Feature("buy_pressure", _BUY_SELL, "buy / (buy + sell) volume; 0.5 without volume", _buy_pressure),
-    _Feature("buy_sell_ratio", _BUY_SELL, "log((buy + 0.1) / (sell + 0.1)) of volumes in SOL", _buy_sell_ratio),
-    _Feature("order_imbalance", _BUY_SELL, "(buy - sell) / (buy + sell) volume; 0 without volume", _order_imbalance),
-    _Feature(
-        "trade_count_imbalance", _TRADES, "(num_buys - num_sells) / (num_buys + num_sells); 0 without trades",
-        _trade_count_imbalance,
-    ),
-    _Feature("whale_buy_sell_ratio", _WHALE, "log((whale buy + 0.1) / (whale sell + 0.1)), SOL", _whale_buy_sell_ratio),
-    _Feature("whale_share", (*_WHALE, "volume_sol"), "whale buy + sell volume / volume_sol; 0 without volume", _whale_share),
-    _Feature("avg_trade_size", ("volume_sol", *_TRADES), "volume_sol / number of trades; 0 without trades", _avg_trade_size),
-    _Feature("price_change_{w}", ("price_close",), "% change of price_close vs the window's first row", _price_change),
-    _Feature("price_roc_{w}", ("price_close",), "price_change per minute elapsed in the window; 0 at 0 min", _price_roc),
-    _Feature(
-        "price_volatility_{w}", ("price_close",), "population std of row-to-row log returns of price_close in the window",
-        _price_volatility,
-    ),
-    _Feature("price_range_{w}", ("price_high", "price_low"), "(max price_high - min price_low) / min price_low", _price_range),
-    _Feature("volume_ratio_{w}", ("volume_sol",), "volume_sol / its window mean; 1 when the mean is 0", _volume_ratio),
-    _Feature("volume_spike_{w}", ("volume_sol",), "z-score of volume_sol in the window; 0 when the std is 0", _volume_spike),
-    _Feature("buy_pressure_{w}", _BUY_SELL, "window buy / (buy + sell) volume sums; 0.5 without volume", _window_buy_pressure),
-    _Feature(
-        "order_imbalance_{w}", _BUY_SELL, "window (buy - sell) / (buy + sell) volume sums; 0 without volume",
-        _window_order_imbalance,
-    ),
-    _Feature(
-        "whale_activity_spike_{w}", _WHALE, "whale buy + sell volume / its window mean; 1 when the mean is 0",
-        _whale_activity_spike,
-    ),
-    _Feature(
-        "mcap_velocity_{w}", ("market_cap_close",), "% change of market_cap_close vs the window's first row per minute",
-        _mcap_velocity,
-    ),
-    _Feature(
-        "bonding_curve_velocity_{w}", ("bonding_curve_pct",), "bonding_curve_pct points gained per minute in the window",
-        _bonding_curve_velocity,
-    ),
-    _Feature("wallet_ratio_{w}", ("unique_wallets",), "unique_wallets / its window mean; 1 when the mean is 0", _wallet_ratio),
+    _Feature("buy_pressure", _BUY_SELL,
+             "buy / (buy + sell) volume; 0.5 without volume", _buy_pressure),
+    _Feature("buy_sell_ratio", _BUY_SELL,
+             "log((buy + 0.1) / (sell + 0.1)), volumes in SOL", _buy_sell_ratio),
+    _Feature("order_imbalance", _BUY_SELL,
+             "(buy - sell) / (buy + sell) volume; 0 without volume", _order_imbalance),
+    _Feature("trade_count_imbalance", _TRADES,
+             "(num_buys - num_sells) / (num_buys + num_sells); 0 without trades", _trade_count_imbalance),
+    _Feature("whale_buy_sell_ratio", _WHALE,
+             "log((whale buy + 0.1) / (whale sell + 0.1)), volumes in SOL", _whale_buy_sell_ratio),
+    _Feature("whale_share", (*_WHALE, "volume_sol"),
+             "(whale buy + whale sell volume) / volume_sol; 0 without volume", _whale_share),
+    _Feature("avg_trade_size", ("volume_sol", *_TRADES),
+             "volume_sol / (num_buys + num_sells); 0 without trades", _avg_trade_size),
+    _Feature("price_change_{w}", ("price_close",),
+             "% change of price_close vs the window's first row; 0 when that price is 0", _price_change),
+    _Feature("price_roc_{w}", ("price_close",),
+             "price_change_{w} per minute from the window's first row; 0 when no time elapsed", _price_roc),
+    _Feature("price_volatility_{w}", ("price_close",),
+             "population std of row-to-row log returns of price_close in the window; 0 below 2 rows",
+             _price_volatility),
+    _Feature("price_range_{w}", ("price_high", "price_low"),
+             "(max price_high - min price_low) / min price_low in the window (a fraction); 0 when min is 0",
+             _price_range),
+    _Feature("volume_ratio_{w}", ("volume_sol",),
+             "volume_sol / its window mean; 1 when the mean is 0", _volume_ratio),
+    _Feature("volume_spike_{w}", ("volume_sol",),
+             "z-score of volume_sol in the window (population std); 0 when the std is 0", _volume_spike),
+    _Feature("buy_pressure_{w}", _BUY_SELL,
+             "window sums: buy / (buy + sell) volume; 0.5 without volume", _window_buy_pressure),
+    _Feature("order_imbalance_{w}", _BUY_SELL,
+             "window sums: (buy - sell) / (buy + sell) volume; 0 without volume", _window_order_imbalance),
+    _Feature("whale_activity_spike_{w}", _WHALE,
+             "(whale buy + sell volume) / its window mean; 1 when the mean is 0", _whale_activity_spike),
+    _Feature("mcap_velocity_{w}", ("market_cap_close",),
+             "% change of market_cap_close vs the window's first row, per minute elapsed; 0 at 0 min",
+             _mcap_velocity),
+    _Feature("bonding_curve_velocity_{w}", ("bonding_curve_pct",),
+             "bonding_curve_pct points gained since the window's first row, per minute; 0 at 0 min",
+             _bonding_curve_velocity),
+    _Feature("wallet_ratio_{w}", ("unique_wallets",),
+             "unique_wallets / its window mean (wallet growth); 1 when the mean is 0", _wallet_ratio),
 )
 
 #: Feature name pattern (``{w}`` = window in minutes) -> base columns it needs, in output order.

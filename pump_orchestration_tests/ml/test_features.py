@@ -79,9 +79,9 @@ def reference_features(df, windows):
             "avg_trade_size": _ratio(r["volume_sol"], r["num_buys"] + r["num_sells"], 0.0),
         }
         for w in windows:
+            since = r["timestamp"] - pd.Timedelta(minutes=w)
             win = sorted(
-                (s for s in records
-                 if s["mint"] == r["mint"] and r["timestamp"] - pd.Timedelta(minutes=w) < s["timestamp"] <= r["timestamp"]),
+                (s for s in records if s["mint"] == r["mint"] and since < s["timestamp"] <= r["timestamp"]),
                 key=lambda s: s["timestamp"],
             )
             first = win[0]

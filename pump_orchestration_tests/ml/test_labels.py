@@ -201,7 +201,7 @@ def test_threshold_on_boolean_column():
     ("call", "message"),
     [
         (lambda df: threshold_labels(df, "price_close", "!=", 1), r"operator '!='.*>, <, >=, <=, ="),
-        (lambda df: time_based_labels(df, "price_close", 5, 10, direction="sideways"), r"direction 'sideways'.*up, down"),
+        (lambda df: time_based_labels(df, "price_close", 5, 10, direction="up!"), r"direction 'up!'.*up, down"),
         (lambda df: time_based_change(df, "price_close", 5, mode="max"), r"mode 'max'.*end, within"),
         (lambda df: time_based_change(df, "volume_sol", 5), r"'volume_sol'"),
         (lambda df: threshold_labels(df, "volume_sol", ">", 1), r"'volume_sol'"),
@@ -225,6 +225,6 @@ def test_naive_timestamps_are_rejected():
 
 
 def test_duplicate_mint_timestamp_rows_are_rejected_with_count():
-    df = pd.concat([frame("a", [0, 60, 120], [1.0, 2.0, 3.0]), frame("a", [60, 120], [1.0, 2.0]), frame("b", [60], [1.0])])
+    df = pd.concat([frame("a", [0, 60, 120], [1, 2, 3]), frame("a", [60, 120], [1, 2]), frame("b", [60], [1])])
     with pytest.raises(ValueError, match="2 duplicate"):
         time_based_labels(df, "price_close", 1, 10)

@@ -1,0 +1,515 @@
+"""Benchmark of the training pipeline on synthetic ``coin_metrics`` in a throwaway PostgreSQL.
+
+Generates ``--rows`` rows with the synthetic generator, writes them to a fresh PostgreSQL cluster
+(started from the local server binaries), then runs the training chain exactly as the Dagster
+assets do (``pump_orchestration/assets/training.py``) but without Dagster and without the parquet
+caches between assets:
+
+    load_coin_metrics(window + look-back)  -> coin_metrics_slice
+    make_labels (rows < window end)        -> labelled_dataset
+    build_feature_matrix + select_rows     -> engineered_features
+    train_classifier (TimeSeriesSplit CV, SMOTE, final fit, evaluation) -> fitted_model
+
+and prints time and peak memory per stage, PostgreSQL load rows/s, rows loaded vs rows written
+(there is no row cap), the ratio (everything but model fitting) / (model fitting), and a
+comparison of the chunked loader with a naive ``pandas.read_sql`` of the same query.
+
+With ``--baseline-rf`` it also fits scikit-learn's untouched ``RandomForestClassifier`` defaults
+and the project's random forest on the same matrix, stopping the baseline at ``--rf-budget``
+seconds. See ``benchmarks/README.md`` for the meaning of every figure.
+
+    .venv/bin/python benchmarks/training_pipeline.py --rows 1000000
+    .venv/bin/python benchmarks/training_pipeline.py --rows 1000000 --model-type random_forest --baseline-rf
+    .venv/bin/python benchmarks/training_pipeline.py --rows 5000000 --stages load,labels,features
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import resource
+import subprocess
+import sys
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+#: Average rows per coin of the synthetic generator (short-lived coins: ~138 rows each).
+ROWS_PER_COIN = 138
+#: Rows per simulated day when --hours is not given (a busy tracker writes a few million a day).
+ROWS_PER_DAY = 1_000_000
+DATA_START = pd.Timestamp("2025-09-01T00:00:00Z")
+STAGES = ("load", "labels", "features", "fit")
+BASE_FEATURES = ("price_open", "price_high", "price_low", "price_close", "volume_sol", "buy_volume_sol",
+                 "sell_volume_sol")
+_PAGE_KB = os.sysconf("SC_PAGE_SIZE") / 1024
+
+
+# --- memory --------------------------------------------------------------------------------------
+
+
+def rss_kb() -> int:
+    """Current resident set size of this process (KiB), from /proc/self/statm."""
+    with open("/proc/self/statm") as fh:
+        return int(int(fh.read().split()[1]) * _PAGE_KB)
+
+
+def maxrss_kb() -> int:
+    """High-water mark of this process's RSS (KiB; Linux reports ru_maxrss in KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+class RssSampler:
+    """Samples RSS every ``interval`` seconds in a daemon thread; ``peak()`` since the last ``reset()``."""
+
+    def __init__(self, interval: float = 0.02):
+        self.interval = interval
+        self._peak = rss_kb()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            value = rss_kb()
+            if value > self._peak:
+                self._peak = value
+
+    def reset(self) -> None:
+        self._peak = rss_kb()
+
+    def peak(self) -> int:
+        return max(self._peak, rss_kb())
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def mib(kb: float) -> str:
+    return f"{kb / 1024:,.0f} MiB"
+
+
+# --- stage bookkeeping ---------------------------------------------------------------------------
+
+
+class Recorder:
+    """Wall time (perf_counter) and peak RSS (sampled) of named stages."""
+
+    def __init__(self, sampler: RssSampler):
+        self.sampler = sampler
+        self.rows: list[dict] = []
+
+    @contextmanager
+    def stage(self, name: str, group: str):
+        self.sampler.reset()
+        start_rss = rss_kb()
+        t0 = time.perf_counter()
+        record = {"stage": name, "group": group}
+        try:
+            yield record
+        finally:
+            record["seconds"] = time.perf_counter() - t0
+            record["rss_start_kb"] = start_rss
+            record["peak_rss_kb"] = self.sampler.peak()
+            record["rss_end_kb"] = rss_kb()
+            self.rows.append(record)
+
+    def add(self, name: str, group: str, seconds: float, **extra) -> None:
+        self.rows.append({"stage": name, "group": group, "seconds": seconds, **extra})
+
+    def seconds(self, group: str) -> float:
+        return sum(r["seconds"] for r in self.rows if r["group"] == group)
+
+
+# --- database ------------------------------------------------------------------------------------
+
+
+def generate_and_write(engine, n_coins: int, hours: float, seed: int, batch_coins: int) -> dict:
+    """Generate coins in batches and COPY them into coin_metrics; returns timings and counts."""
+    from pump_orchestration.data.synthetic import iter_coin_metrics
+    from pump_orchestration.warehouse.coin_metrics import write_coin_metrics
+
+    gen_s = write_s = 0.0
+    written = 0
+    t0 = time.perf_counter()
+    batches = iter_coin_metrics(n_coins=n_coins, start=DATA_START, hours=hours, seed=seed, batch_coins=batch_coins)
+    gen_s += time.perf_counter() - t0
+    last = time.perf_counter()
+    first_ts = last_ts = None
+    for batch in batches:
+        now = time.perf_counter()
+        gen_s += now - last
+        first_ts = batch["timestamp"].min() if first_ts is None else min(first_ts, batch["timestamp"].min())
+        last_ts = batch["timestamp"].max() if last_ts is None else max(last_ts, batch["timestamp"].max())
+        written += write_coin_metrics(engine, batch)
+        last = time.perf_counter()
+        write_s += last - now
+        print(f"  written {written:,} rows (generate {gen_s:.0f}s, write {write_s:.0f}s)", flush=True)
+    return {"generate_seconds": gen_s, "write_seconds": write_s, "rows_written": written,
+            "first_ts": first_ts, "last_ts": last_ts}
+
+
+def naive_sql(columns: list[str]) -> str:
+    """The loader's query as one plain SQL string (same columns, filter and order)."""
+    cols = ", ".join(f'"{c}"' for c in columns)
+    return (f'SELECT {cols} FROM coin_metrics WHERE "timestamp" >= %(start)s AND "timestamp" < %(end)s '
+            f'ORDER BY "timestamp", mint COLLATE "C"')
+
+
+def probe_load(kind: str, dsn: str, start: str, end: str) -> dict:
+    """Run in a fresh child process: one load, its time and the memory it added to the process."""
+    import sqlalchemy as sa
+
+    from pump_orchestration.warehouse.coin_metrics import available_columns, load_coin_metrics
+    from pump_orchestration.warehouse.db import make_engine
+
+    engine = make_engine(dsn)
+    columns = available_columns(engine)  # also opens the pooled connection before measuring
+    start_ts, end_ts = pd.Timestamp(start), pd.Timestamp(end)
+    base = rss_kb()
+    sampler = RssSampler()
+    t0 = time.perf_counter()
+    if kind == "loader":
+        df = load_coin_metrics(engine, start_ts, end_ts)
+    else:
+        with engine.connect() as conn:
+            df = pd.read_sql(sa.text(naive_sql(columns).replace("%(start)s", ":start").replace("%(end)s", ":end")),
+                             conn, params={"start": start_ts.to_pydatetime(), "end": end_ts.to_pydatetime()})
+    seconds = time.perf_counter() - t0
+    peak = sampler.peak()
+    sampler.stop()
+    return {
+        "kind": kind, "seconds": seconds, "rows": len(df), "rss_before_kb": base, "peak_rss_kb": peak,
+        "maxrss_kb": maxrss_kb(), "frame_bytes": int(df.memory_usage(deep=True).sum()),
+        "dtypes": {str(k): int(v) for k, v in df.dtypes.astype(str).value_counts().items()},
+    }
+
+
+def run_probe(kind: str, dsn: str, start: pd.Timestamp, end: pd.Timestamp) -> dict:
+    out = subprocess.run(
+        [sys.executable, __file__, "--probe-load", kind, "--dsn", dsn, "--window-start", start.isoformat(),
+         "--window-end", end.isoformat()],
+        capture_output=True, text=True, check=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+# --- random forest head-to-head ------------------------------------------------------------------
+
+
+def rf_head_to_head(inputs_X: pd.DataFrame, y: pd.Series, ts: pd.Series, defaults: dict, budget: float,
+                    random_state: int = 42) -> list[dict]:
+    """Our random forest vs sklearn's untouched defaults on the same (rebalanced, chronological 80 %) matrix.
+
+    The baseline is grown with ``warm_start`` one tree at a time: the trees are those of one
+    ``fit`` with the same random_state (sklearn skips the random draws of the trees it already
+    has), so the cost per tree is the untouched default's, and growing stops once ``budget``
+    seconds are used; the time for 100 trees is then extrapolated.
+    """
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.metrics import f1_score, roc_auc_score
+
+    from pump_orchestration.ml.models import RF_BOOTSTRAP_ROWS, build_estimator
+    from pump_orchestration.ml.training import rebalance
+
+    order = np.argsort(ts.to_numpy(dtype="datetime64[ns]"), kind="stable")
+    cut = int(len(order) * 0.8)
+    train, test = order[:cut], order[cut:]
+    X_train, y_train, _ = rebalance(inputs_X.iloc[train].reset_index(drop=True),
+                                    y.iloc[train].reset_index(drop=True), random_state)
+    X_fit = np.ascontiguousarray(X_train.to_numpy(dtype=np.float32))
+    y_fit = y_train.to_numpy()
+    X_test = np.ascontiguousarray(inputs_X.iloc[test].to_numpy(dtype=np.float32))
+    y_test = y.iloc[test].to_numpy()
+    n = len(y_fit)
+    print(f"  RF matrix: {n:,} rows x {X_fit.shape[1]} features (rebalanced first 80 % by time); "
+          f"test {len(y_test):,} rows", flush=True)
+
+    def quality(model) -> dict:
+        proba = model.predict_proba(X_test)[:, list(model.classes_).index(1)]
+        return {"test_f1": f1_score(y_test, (proba >= 0.5).astype(int), zero_division=0),
+                "test_roc_auc": roc_auc_score(y_test, proba)}
+
+    results = []
+    ours = build_estimator("random_forest", defaults, random_state=random_state, n_samples=n)
+    p = ours.get_params()
+    t0 = time.perf_counter()
+    ours.fit(X_fit, y_fit)
+    seconds = time.perf_counter() - t0
+    results.append({"name": "ours", "trees": p["n_estimators"], "seconds": seconds, "complete": True,
+                    "settings": f"n_estimators={p['n_estimators']}, max_depth={p['max_depth']}, n_jobs={p['n_jobs']}, "
+                                f"max_samples={p['max_samples'] if p['max_samples'] is None else round(p['max_samples'] * n)} rows"
+                                f" (cap {RF_BOOTSTRAP_ROWS:,})",
+                    **quality(ours)})
+    print(f"  RF ours: {seconds:.1f}s", flush=True)
+    del ours
+
+    baseline = RandomForestClassifier(random_state=random_state)  # untouched defaults
+    p = baseline.get_params()
+    target = p["n_estimators"]
+    baseline.set_params(warm_start=True, n_estimators=0)
+    elapsed, trees = 0.0, 0
+    while trees < target and elapsed < budget:
+        trees += 1
+        baseline.set_params(n_estimators=trees)
+        t0 = time.perf_counter()
+        baseline.fit(X_fit, y_fit)
+        elapsed += time.perf_counter() - t0
+        if trees in (1, 2, 5) or trees % 10 == 0:
+            print(f"  RF sklearn defaults: {trees} trees in {elapsed:.0f}s", flush=True)
+    results.append({"name": "sklearn defaults", "trees": trees, "seconds": elapsed, "complete": trees >= target,
+                    "extrapolated_seconds": elapsed / trees * target,
+                    "settings": f"n_estimators={target}, max_depth={p['max_depth']}, n_jobs={p['n_jobs']}, "
+                                f"max_samples={p['max_samples']} (= {n:,} rows per tree)",
+                    "depth_mean": float(np.mean([e.get_depth() for e in baseline.estimators_])),
+                    **quality(baseline)})
+    return results
+
+
+# --- the pipeline --------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=1_000_000, help="target number of coin_metrics rows")
+    parser.add_argument("--coins", type=int, default=None, help=f"coins (default rows / {ROWS_PER_COIN})")
+    parser.add_argument("--hours", type=float, default=None,
+                        help=f"hours of simulated launches (default 24 per {ROWS_PER_DAY:,} rows, whole days)")
+    parser.add_argument("--model-type", default="xgboost")
+    parser.add_argument("--cv-splits", type=int, default=5)
+    parser.add_argument("--phases", default="", help="comma list of phase ids to train on (default: all)")
+    parser.add_argument("--stages", default=",".join(STAGES), help=f"subset of {','.join(STAGES)}")
+    parser.add_argument("--n-jobs", type=int, default=None,
+                        help="n_jobs passed to train_classifier (default: none, as the fitted_model asset does)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--batch-coins", type=int, default=2000, help="coins per generated/written batch")
+    parser.add_argument("--baseline-rf", action="store_true",
+                        help="also fit sklearn's untouched RandomForestClassifier defaults vs ours on the same matrix")
+    parser.add_argument("--rf-budget", type=float, default=600.0, help="seconds after which the baseline RF stops")
+    parser.add_argument("--no-read-sql", action="store_true", help="skip the pandas.read_sql comparison")
+    parser.add_argument("--keep-db", action="store_true", help="leave the PostgreSQL cluster running at the end")
+    parser.add_argument("--probe-load", choices=("loader", "read_sql"), help=argparse.SUPPRESS)
+    parser.add_argument("--dsn", help=argparse.SUPPRESS)
+    parser.add_argument("--window-start", help=argparse.SUPPRESS)
+    parser.add_argument("--window-end", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args.probe_load:
+        print(json.dumps(probe_load(args.probe_load, args.dsn, args.window_start, args.window_end)))
+        return 0
+
+    stages = [s.strip() for s in args.stages.split(",") if s.strip()]
+    unknown = sorted(set(stages) - set(STAGES))
+    if unknown:
+        parser.error(f"unknown stage(s) {unknown}; choose from {STAGES}")
+    if stages != list(STAGES[:len(stages)]):
+        parser.error(f"--stages must be a prefix of {','.join(STAGES)} (each stage needs the previous one)")
+    n_coins = args.coins or max(1, round(args.rows / ROWS_PER_COIN))
+    hours = args.hours or 24.0 * max(1, math.ceil(args.rows / ROWS_PER_DAY))
+    days = max(1, math.ceil(hours / 24.0))
+
+    import sqlalchemy as sa
+
+    from pump_orchestration import settings
+    from pump_orchestration.ml.dataset import FUTURE_CHANGE, LABEL, build_feature_matrix, make_labels, select_rows
+    from pump_orchestration.ml.request import TrainingRequest
+    from pump_orchestration.ml.training import train_classifier
+    from pump_orchestration.warehouse import repository
+    from pump_orchestration.warehouse.coin_metrics import load_coin_metrics
+    from pump_orchestration.warehouse.db import init_schema, make_engine
+    from pump_orchestration_tests.postgres import start_postgres
+
+    request = TrainingRequest(
+        name="benchmark", model_type=args.model_type, target_var="price_close", features=BASE_FEATURES,
+        phases=tuple(int(p) for p in args.phases.split(",") if p.strip()), use_time_based_prediction=True,
+        future_minutes=10, min_percent_change=30.0, direction="up", use_engineered_features=True,
+        feature_engineering_windows=(5, 10, 15), use_smote=True, use_timeseries_split=True,
+        cv_splits=args.cv_splits,
+    )
+    window_start = DATA_START.floor("D")
+    window_end = window_start + pd.Timedelta(days=days)
+    lookback = settings.feature_lookback_minutes()
+
+    print(f"# training pipeline benchmark: target {args.rows:,} rows = {n_coins:,} coins over {hours:g} h; "
+          f"window [{window_start.isoformat()}, {window_end.isoformat()}) + {lookback} min look-back; "
+          f"model {args.model_type}, {args.cv_splits}-fold TimeSeriesSplit, SMOTE on, engineered windows 5/10/15; "
+          f"stages {','.join(stages)}; n_jobs {args.n_jobs}; {os.cpu_count()} CPUs; load chunk {settings.load_chunk_rows():,} rows",
+          flush=True)
+    sampler = RssSampler()
+    rec = Recorder(sampler)
+    server = start_postgres()
+    try:
+        dbname = server.create_database("pump_benchmark")
+        dsn = server.url(dbname)
+        engine = make_engine(dsn)
+        init_schema(engine, create_coin_metrics=True)
+
+        # --- data (not part of the pipeline ratio) ---
+        print("## generate + write", flush=True)
+        info = generate_and_write(engine, n_coins, hours, args.seed, args.batch_coins)
+        rec.add("generate (synthetic)", "data", info["generate_seconds"])
+        rec.add("write (COPY + INSERT)", "data", info["write_seconds"],
+                note=f"{info['rows_written'] / info['write_seconds']:,.0f} rows/s")
+        t0 = time.perf_counter()
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("VACUUM ANALYZE coin_metrics")
+        rec.add("VACUUM ANALYZE", "data", time.perf_counter() - t0)
+        load_start = window_start - pd.Timedelta(minutes=lookback)
+        with engine.connect() as conn:
+            rows_in_db = conn.execute(sa.text("SELECT count(*) FROM coin_metrics")).scalar_one()
+            rows_in_range = conn.execute(
+                sa.text('SELECT count(*) FROM coin_metrics WHERE "timestamp" >= :a AND "timestamp" < :b'),
+                {"a": load_start.to_pydatetime(), "b": window_end.to_pydatetime()}).scalar_one()
+            table_bytes = conn.execute(sa.text("SELECT pg_total_relation_size('coin_metrics')")).scalar_one()
+        print(f"  rows written {info['rows_written']:,}; in table {rows_in_db:,}; in load range {rows_in_range:,}; "
+              f"data {info['first_ts']} .. {info['last_ts']}; table+indexes {table_bytes / 2**20:,.0f} MiB", flush=True)
+        rss_before_pipeline = rss_kb()
+
+        # --- pipeline, as the assets do it ---
+        print("## pipeline", flush=True)
+        result = inputs = None
+        with rec.stage("load (coin_metrics_slice)", "prep") as r:
+            slice_df = load_coin_metrics(engine, load_start, window_end)
+        rows_loaded = len(slice_df)
+        r["note"] = f"{rows_loaded / r['seconds']:,.0f} rows/s, {slice_df.attrs.get('chunks')} chunks"
+        slice_bytes = int(slice_df.memory_usage(deep=True).sum())
+        print(f"  loaded {rows_loaded:,} rows in {r['seconds']:.1f}s", flush=True)
+
+        if "labels" in stages:
+            with rec.stage("labels (labelled_dataset)", "prep") as r:
+                df = slice_df[slice_df["timestamp"] < window_end].copy()
+                labels, change = make_labels(df, request.label_spec)
+                df[LABEL] = labels
+                df[FUTURE_CHANGE] = change if change is not None else float("nan")
+            del slice_df
+            in_window = df["timestamp"] >= window_start
+            r["note"] = (f"{int(df.loc[in_window, LABEL].notna().sum()):,} labelled, "
+                         f"{int((df.loc[in_window, LABEL] == 1).sum()):,} positive")
+            print(f"  labels in {r['seconds']:.1f}s: {r['note']}", flush=True)
+
+        if "features" in stages:
+            with rec.stage("features (build_feature_matrix)", "prep") as r:
+                X, skipped = build_feature_matrix(df, request.feature_spec)
+            r["note"] = f"{X.shape[1]} columns x {len(X):,} rows"
+            print(f"  features in {r['seconds']:.1f}s: {r['note']}", flush=True)
+            with rec.stage("select_rows + frame (engineered_features)", "prep") as r:
+                inputs = select_rows(X, df[LABEL], df, start=window_start, end=window_end, phases=request.phases,
+                                     future_change=df[FUTURE_CHANGE])
+                out = inputs.X.copy()
+                out[LABEL] = inputs.y
+                out[FUTURE_CHANGE] = inputs.future_change_pct
+                out["timestamp"] = inputs.timestamps
+                out["mint"] = inputs.mints
+                out = out.reset_index(drop=True)
+                feature_names = list(inputs.X.columns)
+            r["note"] = f"{len(out):,} rows used ({inputs.stats['rows_dropped_non_finite']:,} dropped non-finite)"
+            print(f"  select in {r['seconds']:.1f}s: {r['note']}", flush=True)
+            del X, df
+
+        with engine.connect() as conn:
+            defaults = repository.get_model_type_defaults(conn, request.model_type)
+        if "fit" in stages:
+            with rec.stage("train_classifier (fitted_model)", "train") as r:
+                result = train_classifier(
+                    out[feature_names], out[LABEL], out["timestamp"], model_type=request.model_type,
+                    params={**defaults, **request.params}, use_smote=request.use_smote,
+                    use_timeseries_split=request.use_timeseries_split, cv_splits=request.cv_splits,
+                    horizon=request.label_spec.horizon, future_change_pct=out[FUTURE_CHANGE],
+                    direction=request.direction, fee_pct=request.fee_pct, random_state=request.random_state,
+                    n_jobs=args.n_jobs,
+                )
+            t = result.timings
+            r["note"] = (f"cv {t['cv_seconds']:.1f}s + final fit {t['fit_seconds']:.1f}s; test f1 "
+                         f"{result.metrics['f1']:.3f}, roc_auc {result.metrics['roc_auc']:.3f}")
+            print(f"  train_classifier in {r['seconds']:.1f}s: {r['note']}", flush=True)
+
+        peak_pipeline = maxrss_kb()
+
+        # --- loader vs naive read_sql, each in a fresh process ---
+        probes = []
+        if not args.no_read_sql:
+            print("## load comparison (fresh processes)", flush=True)
+            for kind in ("loader", "read_sql"):
+                probes.append(run_probe(kind, dsn, load_start, window_end))
+                print(f"  {kind}: {probes[-1]['seconds']:.1f}s", flush=True)
+
+        rf = None
+        if args.baseline_rf and inputs is not None:
+            print("## random forest: ours vs sklearn defaults on the same matrix", flush=True)
+            rf_defaults = defaults if request.model_type == "random_forest" else None
+            if rf_defaults is None:
+                with engine.connect() as conn:
+                    rf_defaults = repository.get_model_type_defaults(conn, "random_forest")
+            rf = rf_head_to_head(out[feature_names], out[LABEL], out["timestamp"], rf_defaults, args.rf_budget)
+
+        # --- report ---
+        print("\n## results")
+        print(f"{'stage':44s} {'seconds':>9s} {'peak RSS':>11s} {'RSS after':>11s}  note")
+        for row in rec.rows:
+            peak = mib(row["peak_rss_kb"]) if "peak_rss_kb" in row else "-"
+            after = mib(row["rss_end_kb"]) if "rss_end_kb" in row else "-"
+            print(f"{row['stage']:44s} {row['seconds']:9.1f} {peak:>11s} {after:>11s}  {row.get('note', '')}")
+        prep = rec.seconds("prep")
+        print()
+        print(f"rows written {info['rows_written']:,} | rows in load range (SQL count) {rows_in_range:,} | "
+              f"rows loaded {rows_loaded:,} -> {'ALL rows loaded, no cap' if rows_loaded == rows_in_range else 'MISMATCH'}")
+        load_s = rec.rows[[r["stage"] for r in rec.rows].index("load (coin_metrics_slice)")]["seconds"]
+        print(f"load: {rows_loaded / load_s:,.0f} rows/s; slice frame {slice_bytes / 2**20:,.0f} MiB "
+              f"= {slice_bytes / rows_loaded:,.0f} B/row")
+        if result is not None:
+            t = result.timings
+            fitting = t["cv_seconds"] + t["fit_seconds"]
+            checks = t["total_seconds"] - fitting
+            non_fit = prep + checks
+            print(f"train_classifier: cv (5 folds: SMOTE + fit + score) {t['cv_seconds']:.1f}s, final fit "
+                  f"{t['fit_seconds']:.1f}s; checks/resampling/eval {checks:.1f}s (resample "
+                  f"{t['resample_seconds']:.1f}, predict {t['predict_seconds']:.1f}, evaluate {t['evaluate_seconds']:.1f})")
+            print(f"RATIO (load+labels+features+select+checks) / (model fitting) = {non_fit:.1f}s / {fitting:.1f}s "
+                  f"= {non_fit / fitting:.3f}")
+        else:
+            print(f"(no fitting stage) load+labels+features+select = {prep:.1f}s")
+        print(f"peak RSS of the pipeline process (ru_maxrss): {mib(peak_pipeline)}; RSS before the pipeline "
+              f"{mib(rss_before_pipeline)}; per loaded row {peak_pipeline * 1024 / rows_loaded:,.0f} B "
+              f"(above the pre-pipeline RSS: {(peak_pipeline - rss_before_pipeline) * 1024 / rows_loaded:,.0f} B)")
+        if probes:
+            print("\nload of the same rows in a fresh process (peak = RSS added above the process's RSS before the load):")
+            for p in probes:
+                print(f"  {p['kind']:9s} {p['seconds']:7.1f}s  {p['rows'] / p['seconds']:>10,.0f} rows/s  "
+                      f"peak +{mib(p['peak_rss_kb'] - p['rss_before_kb'])}  frame {p['frame_bytes'] / 2**20:,.0f} MiB  "
+                      f"rows {p['rows']:,}  dtypes {p['dtypes']}")
+            a, b = probes
+            print(f"RATIO read_sql / loader: time {b['seconds'] / a['seconds']:.2f}x, peak memory "
+                  f"{(b['peak_rss_kb'] - b['rss_before_kb']) / (a['peak_rss_kb'] - a['rss_before_kb']):.2f}x")
+        if rf:
+            print("\nrandom forest, one fit on the same matrix:")
+            for x in rf:
+                status = (f"{x['seconds']:.1f}s" if x["complete"] else
+                          f"> {args.rf_budget:.0f}s budget ({x['trees']} of 100 trees in {x['seconds']:.0f}s; "
+                          f"extrapolated {x['extrapolated_seconds']:.0f}s for 100)")
+                extra = f", mean tree depth {x['depth_mean']:.0f}" if "depth_mean" in x else ""
+                print(f"  {x['name']:17s} {status}; test f1 {x['test_f1']:.3f}, roc_auc {x['test_roc_auc']:.3f} "
+                      f"[{x['settings']}{extra}]")
+            ours, base = rf
+            print(f"RATIO sklearn-defaults / ours (100 trees, extrapolated if cut): "
+                  f"{base['extrapolated_seconds'] / ours['seconds']:.1f}x")
+        if args.keep_db:
+            print(f"\ndatabase kept running: {dsn} (stop: pg_ctl -D {server.data_dir} stop)")
+    finally:
+        sampler.stop()
+        if not args.keep_db:
+            server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
