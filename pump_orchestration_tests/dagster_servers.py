@@ -23,9 +23,17 @@ def free_port() -> int:
 
 
 def dagster_home(path: Path) -> Path:
-    """A DAGSTER_HOME holding the project's dagster.yaml."""
+    """A DAGSTER_HOME holding the project's dagster.yaml, its storage already created.
+
+    Creating the storage here avoids the webserver and the daemon racing to create
+    the same SQLite schema when they start together.
+    """
+    import dagster as dg
+
     path.mkdir(parents=True, exist_ok=True)
     shutil.copy(REPO / "dagster.yaml", path / "dagster.yaml")
+    with dg.DagsterInstance.from_config(str(path)) as instance:
+        instance.get_runs_count()
     return path
 
 

@@ -8,7 +8,12 @@ in ``(t - max(windows), t]``. Computing it on a truncated history (later rows
 removed), on one coin alone or on shuffled rows gives bit-identical values; on
 just :func:`required_history` of lookback it gives the same value up to float
 rounding, because window sums, means and standard deviations run on pandas'
-O(n) rolling kernels, whose running sums then start at a different row.
+O(n) rolling kernels, whose running sums then start at a different row. That
+rounding is ~1e-15 relative for sums and means; the running (Welford) variance
+behind ``price_volatility_{w}`` and ``volume_spike_{w}`` keeps about
+eps * spike**2 after a large value has left the window, so a tiny std right
+after a huge spike can be off by up to ~1e-6 relative (exactly constant
+windows still give std 0).
 
 Conventions that keep every value finite for finite inputs (volumes, trade
 counts and prices are assumed non-negative):
