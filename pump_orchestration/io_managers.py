@@ -30,6 +30,19 @@ def _read_parquet(path: Path) -> pd.DataFrame:
     return df
 
 
+def _mirror_result(context: dg.OutputContext, warehouse: WarehouseResource, **result_ids: int) -> None:
+    """Record result ids in the run's ``ml_jobs`` row; the mirror never fails a result already written."""
+    from pump_orchestration.progress import is_mirrored
+    from pump_orchestration.warehouse.jobs_mirror import record_result
+
+    try:
+        run = context.step_context.dagster_run
+        if is_mirrored(run):
+            record_result(warehouse.engine(), context.run_id, run.job_name, **result_ids)
+    except Exception as exc:  # noqa: BLE001
+        context.log.warning(f"ml_jobs result ids not recorded ({type(exc).__name__}: {exc})")
+
+
 class ParquetIOManager(dg.ConfigurableIOManager):
     """Stores partitioned DataFrames as parquet under ``$PUMP_DATA_DIR/cache/<asset>/``.
 
@@ -118,6 +131,7 @@ class MlModelsIOManager(dg.ConfigurableIOManager):
         except Exception:
             store.delete(stored.path)
             raise
+        _mirror_result(context, self.warehouse, result_model_id=model_id)
         context.add_output_metadata({
             "model_id": dg.MetadataValue.int(model_id),
             "model_file_path": dg.MetadataValue.path(str(stored.path)),
@@ -141,3 +155,80 @@ class MlModelsIOManager(dg.ConfigurableIOManager):
         model = max(candidates, key=lambda m: (m["created_at"], m["id"]))
         loaded = ModelStore(Path(model["model_file_path"]).parent).load(model["model_file_path"], model["model_sha256"])
         return {"row": model, "model": loaded}
+
+
+class MlResultsIOManager(dg.ConfigurableIOManager):
+    """Writes test reports, comparisons and walk-forward results to ``ml_*`` tables in one transaction.
+
+    Walk-forward also creates models: their artifacts are written first and deleted again
+    if the transaction fails, so a failed run leaves no rows and no orphan files.
+    """
+
+    warehouse: dg.ResourceDependency[WarehouseResource]
+    model_store: dg.ResourceDependency[ModelStoreResource]
+
+    def handle_output(self, context: dg.OutputContext, obj: dict) -> None:
+        store = self.model_store.store()
+        saved: list[str] = []
+        try:
+            with self.warehouse.engine().begin() as conn:
+                ids = self._write(conn, store, obj, saved)
+        except Exception:
+            for path in saved:
+                store.delete(path)
+            raise
+        context.add_output_metadata({key: dg.MetadataValue.json(value) if isinstance(value, list)
+                                     else dg.MetadataValue.int(value) for key, value in ids.items()})
+        # ml_jobs has one id per kind: the last one written (the newest window of a walk-forward).
+        _mirror_result(context, self.warehouse, **{f"result_{kind[:-4]}_id": values[-1]
+                                                  for kind, values in ids.items() if values})
+
+    @staticmethod
+    def _comparison(conn, result, a_id: int, b_id: int) -> tuple[int, int, int]:
+        from pump_orchestration.warehouse import repository
+
+        test_a = repository.insert_test_result(conn, {**result.test_a, "model_id": a_id})
+        test_b = repository.insert_test_result(conn, {**result.test_b, "model_id": b_id})
+        winner = {"a": a_id, "b": b_id, None: None}[result.winner]
+        comparison = repository.insert_comparison(conn, {**result.comparison, "model_a_id": a_id, "model_b_id": b_id,
+                                                          "test_a_id": test_a, "test_b_id": test_b,
+                                                          "winner_id": winner})
+        return test_a, test_b, comparison
+
+    def _write(self, conn, store, obj: dict, saved: list[str]) -> dict:
+        from pump_orchestration.warehouse import repository
+
+        kind = obj["kind"]
+        if kind == "test":
+            return {"test_ids": [repository.insert_test_result(conn, obj["test"])]}
+        if kind == "comparison":
+            test_a, test_b, comparison = self._comparison(conn, obj["result"], obj["model_a_id"], obj["model_b_id"])
+            return {"test_ids": [test_a, test_b], "comparison_ids": [comparison]}
+        if kind == "walk_forward":
+            ids: dict[str, list[int]] = {"model_ids": [], "test_ids": [], "comparison_ids": []}
+            previous_id = None
+            for outcome in obj["outcomes"]:
+                trained = outcome.trained
+                stored = store.save(trained.result.estimator, name=trained.request.name,
+                                    feature_names=list(trained.result.feature_names),
+                                    metadata=trained.artifact_metadata())
+                saved.append(stored.path)
+                model_id = repository.insert_model(conn, trained.ml_models_values(str(stored.path), stored.sha256))
+                ids["model_ids"].append(model_id)
+                ids["test_ids"].append(repository.insert_test_result(conn, {**outcome.test, "model_id": model_id}))
+                if outcome.comparison is not None:
+                    *_, comparison = self._comparison(conn, outcome.comparison, model_id, previous_id)
+                    ids["comparison_ids"].append(comparison)
+                previous_id = model_id
+            return ids
+        raise ValueError(f"unknown result kind {kind!r}")
+
+    def load_input(self, context: dg.InputContext) -> list[dict]:
+        """The ``ml_test_results`` rows whose test window lies inside the upstream partitions."""
+        from pump_orchestration.warehouse import repository
+
+        window = context.asset_partitions_time_window
+        start, end = pd.Timestamp(window.start), pd.Timestamp(window.end)
+        with self.warehouse.engine().connect() as conn:
+            return [r for r in repository.list_test_results(conn)
+                    if r["test_start"] >= start and r["test_end"] <= end]

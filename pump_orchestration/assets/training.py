@@ -10,7 +10,9 @@ import dagster as dg
 import pandas as pd
 
 from pump_orchestration import settings
+from pump_orchestration.assets.metadata import check_results, check_specs, checks_record, metric_values, number
 from pump_orchestration.partitions import training_days
+from pump_orchestration.progress import report_progress
 from pump_orchestration.resources import TrainingRequestResource, WarehouseResource
 
 _SINGLE_RUN = dg.BackfillPolicy.single_run()
@@ -64,8 +66,8 @@ def coin_metrics_slice(context: dg.AssetExecutionContext, warehouse: WarehouseRe
     seconds = time.perf_counter() - t0
     in_window = int((df["timestamp"] >= start).sum())
     df.attrs = _with_stage({"lookback_minutes": lookback, "rows_loaded": int(len(df))}, "load", seconds)
-    context.log.info(f"loaded {len(df):,} rows ({in_window:,} in window, {len(df) - in_window:,} look-back) "
-                     f"in {seconds:.1f}s")
+    report_progress(context, warehouse, 0.2, f"loaded {len(df):,} rows ({in_window:,} in window, "
+                    f"{len(df) - in_window:,} look-back) in {seconds:.1f}s")
     return dg.Output(df, metadata={
         "rows_loaded": len(df),
         "rows_in_window": in_window,
@@ -91,16 +93,14 @@ def labelled_dataset(
 
     Only rows before the window end are used, so no label looks past train_end.
     """
-    from pump_orchestration.ml.dataset import FUTURE_CHANGE, LABEL, make_labels
+    from pump_orchestration.ml.dataset import LABEL
+    from pump_orchestration.ml.pipeline import label_frame
     from pump_orchestration.ml.request import resolve_window
 
     request = training_request.to_request()
     start, end = resolve_window(request, *_window(context))
     t0 = time.perf_counter()
-    df = coin_metrics_slice[coin_metrics_slice["timestamp"] < end].copy()
-    labels, change = make_labels(df, request.label_spec)
-    df[LABEL] = labels
-    df[FUTURE_CHANGE] = change if change is not None else float("nan")
+    df = label_frame(coin_metrics_slice, request, end)
     seconds = time.perf_counter() - t0
     in_window = df["timestamp"] >= start
     window_labels = df.loc[in_window, LABEL]
@@ -116,7 +116,7 @@ def labelled_dataset(
          "train_end": end.isoformat(), "label_counts": balance},
         "labels", seconds,
     )
-    context.log.info(f"labels: {balance}")
+    report_progress(context, training_request.warehouse, 0.3, f"labels: {balance}")
     return dg.Output(df, metadata={**balance, "label_seconds": round(seconds, 3), "model_name": request.name})
 
 
@@ -131,7 +131,8 @@ def engineered_features(
     context: dg.AssetExecutionContext, labelled_dataset: pd.DataFrame, training_request: TrainingRequestResource
 ) -> dg.Output[pd.DataFrame]:
     """Model inputs (base columns + engineered features from each coin's past) for labelled rows of the window."""
-    from pump_orchestration.ml.dataset import FUTURE_CHANGE, LABEL, build_feature_matrix, select_rows
+    from pump_orchestration.ml.dataset import FUTURE_CHANGE, LABEL, build_feature_matrix
+    from pump_orchestration.ml.pipeline import window_inputs
 
     request = training_request.to_request()
     _check_fingerprint(labelled_dataset, request, "labelled_dataset")
@@ -139,10 +140,7 @@ def engineered_features(
     end = pd.Timestamp(labelled_dataset.attrs["train_end"])
     t0 = time.perf_counter()
     X, skipped = build_feature_matrix(labelled_dataset, request.feature_spec)
-    inputs = select_rows(
-        X, labelled_dataset[LABEL], labelled_dataset, start=start, end=end, phases=request.phases,
-        future_change=labelled_dataset[FUTURE_CHANGE] if request.use_time_based_prediction else None,
-    )
+    inputs = window_inputs(labelled_dataset, X, request, start, end)
     out = inputs.X.copy()
     out[LABEL] = inputs.y
     out[FUTURE_CHANGE] = inputs.future_change_pct if inputs.future_change_pct is not None else float("nan")
@@ -157,7 +155,8 @@ def engineered_features(
     )
     for name, reason in skipped.items():
         context.log.warning(f"feature {name} skipped: {reason}")
-    context.log.info(f"{len(inputs.X.columns)} inputs for {len(out):,} rows; {inputs.stats}")
+    report_progress(context, training_request.warehouse, 0.4,
+                    f"{len(inputs.X.columns)} inputs for {len(out):,} rows; {inputs.stats}")
     return dg.Output(out, metadata={
         "num_features": len(inputs.X.columns),
         "features": dg.MetadataValue.json(list(inputs.X.columns)),
@@ -179,6 +178,7 @@ def _importance_markdown(importance: dict, top: int = 20) -> str:
     backfill_policy=_SINGLE_RUN,
     io_manager_key="ml_models_io_manager",
     group_name="training",
+    check_specs=check_specs("fitted_model", {"beats_majority_baseline": True, "no_severe_overfitting": False}),
     kinds={"scikitlearn", "xgboost"},
 )
 def fitted_model(
@@ -186,68 +186,53 @@ def fitted_model(
     engineered_features: pd.DataFrame,
     training_request: TrainingRequestResource,
     warehouse: WarehouseResource,
-) -> dg.Output:
-    """A classifier trained on the window with order-respecting CV; stored as an ml_models row plus artifact."""
+):
+    """A classifier trained on the window with order-respecting CV; stored as an ml_models row plus artifact.
+
+    Its quality gates (beats the majority baseline: blocking; no severe overfitting) are
+    asset checks and are also stored with the model for live scoring to consult.
+    """
     from pump_orchestration.ml.dataset import FUTURE_CHANGE, LABEL
-    from pump_orchestration.ml.records import TrainedModel
-    from pump_orchestration.ml.training import train_classifier
+    from pump_orchestration.ml.pipeline import fit_request
+    from pump_orchestration.ml.quality import model_checks
     from pump_orchestration.warehouse import repository
 
     request = training_request.to_request()
     _check_fingerprint(engineered_features, request, "engineered_features")
     attrs = engineered_features.attrs
-    feature_names = attrs["feature_names"]
     with warehouse.engine().connect() as conn:
         defaults = repository.get_model_type_defaults(conn, request.model_type)
-    t0 = time.perf_counter()
-    result = train_classifier(
-        engineered_features[feature_names],
+    trained = fit_request(
+        engineered_features[attrs["feature_names"]],
         engineered_features[LABEL],
         engineered_features["timestamp"],
-        model_type=request.model_type,
+        engineered_features[FUTURE_CHANGE],
+        request,
         params={**defaults, **request.params},
-        use_smote=request.use_smote,
-        use_timeseries_split=request.use_timeseries_split,
-        cv_splits=request.cv_splits,
-        horizon=request.label_spec.horizon,
-        future_change_pct=engineered_features[FUTURE_CHANGE] if request.use_time_based_prediction else None,
-        direction=request.direction,
-        fee_pct=request.fee_pct,
-        random_state=request.random_state,
-        progress=lambda fraction, message: context.log.info(f"training {fraction:.0%}: {message}"),
-    )
-    stage_seconds = {**attrs.get("stage_seconds", {}), "train": round(time.perf_counter() - t0, 3)}
-    trained = TrainedModel(
-        request=request,
         train_start=pd.Timestamp(attrs["train_start"]),
         train_end=pd.Timestamp(attrs["train_end"]),
-        result=result,
         dataset_stats=attrs.get("dataset_stats", {}),
         skipped_features=attrs.get("skipped_features", {}),
-        stage_seconds=stage_seconds,
+        stage_seconds=attrs.get("stage_seconds", {}),
+        progress=lambda fraction, message: report_progress(context, warehouse, 0.4 + 0.55 * fraction, message),
     )
-    m = result.metrics
+    result = trained.result
+    checks = model_checks(result.metrics, result.cv_overfitting_gap)
+    trained.quality_checks = checks_record(checks)
     metadata = {
         "model_name": request.name,
         "model_type": request.model_type,
         "train_window": f"[{attrs['train_start']}, {attrs['train_end']})",
         "rows_used": int(len(engineered_features)),
-        "accuracy": m["accuracy"],
-        "f1": m["f1"],
-        "precision": m["precision"],
-        "recall": m["recall"],
-        "roc_auc": dg.MetadataValue.float(m["roc_auc"]) if m["roc_auc"] is not None else dg.MetadataValue.null(),
-        "mcc": m["mcc"],
-        "simulated_profit_pct": (dg.MetadataValue.float(m["simulated_profit_pct"])
-                                 if m["simulated_profit_pct"] is not None else dg.MetadataValue.null()),
-        "metrics": dg.MetadataValue.json(m),
+        **metric_values(result.metrics),
+        "metrics": dg.MetadataValue.json(result.metrics),
         "cv_scores": dg.MetadataValue.json(result.cv_scores or {}),
-        "cv_overfitting_gap": (dg.MetadataValue.float(result.cv_overfitting_gap)
-                               if result.cv_overfitting_gap is not None else dg.MetadataValue.null()),
+        "cv_overfitting_gap": number(result.cv_overfitting_gap),
         "feature_importance": dg.MetadataValue.md(_importance_markdown(result.feature_importance)),
         "label_balance": dg.MetadataValue.json(result.label_balance),
         "resampling": dg.MetadataValue.json(result.resampling),
         "split": dg.MetadataValue.json(result.split),
-        "stage_seconds": dg.MetadataValue.json(stage_seconds),
+        "stage_seconds": dg.MetadataValue.json(trained.stage_seconds),
     }
-    return dg.Output(trained, metadata=metadata)
+    yield dg.Output(trained, metadata=metadata)
+    yield from check_results(checks)

@@ -20,6 +20,7 @@ class TrainedModel:
     dataset_stats: dict = field(default_factory=dict)
     skipped_features: dict = field(default_factory=dict)
     stage_seconds: dict = field(default_factory=dict)
+    quality_checks: dict = field(default_factory=dict)
 
     def artifact_metadata(self) -> dict:
         """What the artifact carries besides the estimator: enough to rebuild its inputs and labels."""
@@ -57,6 +58,7 @@ class TrainedModel:
                 "skipped_features": self.skipped_features,
                 "stage_seconds": self.stage_seconds,
             },
+            "_checks": self.quality_checks,
         }
         return {
             "name": req.name,

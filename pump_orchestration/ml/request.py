@@ -150,24 +150,37 @@ class TrainingRequest:
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
+def narrow_window(
+    partition_start: pd.Timestamp,
+    partition_end: pd.Timestamp,
+    start: str | None,
+    end: str | None,
+    names: tuple[str, str] = ("train_start", "train_end"),
+) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """The selected partitions' span, narrowed by optional ISO ``start``/``end`` that must lie inside it."""
+    start_name, end_name = names
+    lo = _parse_ts(start, start_name) if start else partition_start
+    hi = _parse_ts(end, end_name) if end else partition_end
+    span = f"[{partition_start.isoformat()}, {partition_end.isoformat()})"
+    problems = []
+    if lo < partition_start or lo >= partition_end:
+        problems.append(f"{start_name} {lo.isoformat()} lies outside the selected partitions {span}; "
+                        "select the days that contain it")
+    if hi <= partition_start or hi > partition_end:
+        problems.append(f"{end_name} {hi.isoformat()} lies outside the selected partitions {span}; "
+                        "select the days that contain it")
+    if lo >= hi:
+        problems.append(f"{start_name} ({lo.isoformat()}) must be before {end_name} ({hi.isoformat()})")
+    if problems:
+        raise RequestValidationError(problems)
+    return lo, hi
+
+
 def resolve_window(
     request: TrainingRequest, partition_start: pd.Timestamp, partition_end: pd.Timestamp
 ) -> tuple[pd.Timestamp, pd.Timestamp]:
     """The training window: the selected partitions, narrowed by ``train_start``/``train_end`` if given."""
-    start = _parse_ts(request.train_start, "train_start") if request.train_start else partition_start
-    end = _parse_ts(request.train_end, "train_end") if request.train_end else partition_end
-    problems = []
-    if start < partition_start or start >= partition_end:
-        problems.append(f"train_start {start.isoformat()} lies outside the selected partitions "
-                        f"[{partition_start.isoformat()}, {partition_end.isoformat()}); select the days that contain it")
-    if end <= partition_start or end > partition_end:
-        problems.append(f"train_end {end.isoformat()} lies outside the selected partitions "
-                        f"[{partition_start.isoformat()}, {partition_end.isoformat()}]; select the days that contain it")
-    if start >= end:
-        problems.append(f"train_start ({start.isoformat()}) must be before train_end ({end.isoformat()})")
-    if problems:
-        raise RequestValidationError(problems)
-    return start, end
+    return narrow_window(partition_start, partition_end, request.train_start, request.train_end)
 
 
 def _parse_ts(value: str, field_name: str) -> pd.Timestamp:

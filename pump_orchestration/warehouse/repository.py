@@ -8,7 +8,16 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from pump_orchestration.warehouse.schema import ml_models, ref_model_types
+from pump_orchestration.warehouse.schema import ml_comparisons, ml_models, ml_test_results, ref_model_types
+
+
+def _insert(conn: sa.Connection, table: sa.Table, values: dict) -> int:
+    unknown = sorted(set(values) - set(table.c.keys()))
+    if unknown:
+        raise ValueError(f"not {table.name} column(s): {', '.join(unknown)}")
+    # A dict, not **values: ml_test_results has a column named "fn".
+    result = conn.execute(table.insert().values(values))
+    return int(result.inserted_primary_key[0])
 
 
 def insert_model(conn: sa.Connection, values: dict) -> int:
@@ -17,11 +26,30 @@ def insert_model(conn: sa.Connection, values: dict) -> int:
     Raises ``ValueError`` for keys that are not ``ml_models`` columns, and the driver's
     ``IntegrityError`` for a duplicate name or a violated CHECK constraint.
     """
-    unknown = sorted(set(values) - set(ml_models.c.keys()))
-    if unknown:
-        raise ValueError(f"not ml_models column(s): {', '.join(unknown)}")
-    result = conn.execute(ml_models.insert().values(**values))
-    return int(result.inserted_primary_key[0])
+    return _insert(conn, ml_models, values)
+
+
+def insert_test_result(conn: sa.Connection, values: dict) -> int:
+    """Insert one ``ml_test_results`` row (keys = its columns) and return its id."""
+    return _insert(conn, ml_test_results, values)
+
+
+def insert_comparison(conn: sa.Connection, values: dict) -> int:
+    """Insert one ``ml_comparisons`` row (keys = its columns) and return its id."""
+    return _insert(conn, ml_comparisons, values)
+
+
+def list_test_results(conn: sa.Connection, model_id: int | None = None) -> list[dict]:
+    """``ml_test_results`` rows, oldest first, optionally of one model."""
+    query = sa.select(ml_test_results).order_by(ml_test_results.c.id)
+    if model_id is not None:
+        query = query.where(ml_test_results.c.model_id == model_id)
+    return [dict(row) for row in conn.execute(query).mappings()]
+
+
+def list_comparisons(conn: sa.Connection) -> list[dict]:
+    """``ml_comparisons`` rows, oldest first."""
+    return [dict(row) for row in conn.execute(sa.select(ml_comparisons).order_by(ml_comparisons.c.id)).mappings()]
 
 
 def get_model(conn: sa.Connection, model_id: int | None = None, name: str | None = None) -> dict | None:

@@ -37,7 +37,14 @@ def train(request: dict, *, partition: str | None = DAY, tags: dict | None = Non
 
 
 def failure_text(result: dg.ExecuteInProcessResult) -> str:
-    return "\n".join(str(e.event_specific_data) for e in result.all_events if e.is_failure)
+    """The error messages (with their causes) of a failed run."""
+    messages = []
+    for event in result.all_events:
+        error = getattr(event.event_specific_data, "error", None) if event.is_failure else None
+        while error is not None:
+            messages.append(error.message)
+            error = error.cause
+    return "\n".join(messages)
 
 
 def model_rows(engine) -> list[dict]:
@@ -75,7 +82,7 @@ def test_train_model_job_writes_model_row_and_verified_artifact(market, tmp_path
 
 
 def test_a_range_of_days_is_one_model_and_days_are_cached_separately(warehouse_engine, tmp_path, monkeypatch):
-    metrics, _ = generate_coin_metrics(n_coins=90, start=f"{DAY}T20:00:00Z", hours=8, seed=3)
+    metrics, _ = generate_coin_metrics(n_coins=120, start=f"{DAY}T20:00:00Z", hours=8, seed=11)
     write_coin_metrics(warehouse_engine, metrics)
     monkeypatch.setenv("DB_DSN", warehouse_engine.url.render_as_string(hide_password=False))
     monkeypatch.setenv("PUMP_DATA_DIR", str(tmp_path / "data"))
@@ -193,3 +200,18 @@ def test_stale_intermediate_from_another_request_is_refused(market):
     assert "built for a different request" in failure_text(only_model)
     with market.connect() as conn:
         assert conn.execute(sa.text("select count(*) from ml_models")).scalar() == 1
+
+
+def test_failed_blocking_quality_check_fails_the_run_and_is_stored_with_the_model(market, monkeypatch):
+    """A model that does not beat the majority baseline fails the run; its row records the failed gate."""
+    import pump_orchestration.ml.quality as quality
+
+    monkeypatch.setattr(quality, "BASELINE_ROC_AUC", 0.999)
+    result = train(REQUEST)
+    assert not result.success and "fitted_model: beats_majority_baseline" in failure_text(result)
+    checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert not checks["beats_majority_baseline"].passed
+    assert checks["beats_majority_baseline"].severity == dg.AssetCheckSeverity.ERROR
+    [row] = model_rows(market)
+    assert row["params"]["_checks"]["beats_majority_baseline"] == {
+        "passed": False, "blocking": True, "description": checks["beats_majority_baseline"].description}

@@ -1,0 +1,241 @@
+"""Leave-one-event-out report on five real Binance pump-and-dump events (La Morgia et al. data).
+
+A report, not a threshold to tune to. For each event file in ``../shared/realdata/lamorgia_pumps/``
+(``<SYMBOL>_<date>_<HHMM>.csv``, pump start in the name) the raw trades become candles
+(``exchange_trades_to_candles``), each event being its own "coin" (mint = file stem) so labels and
+features never mix events. Labels and features come from the project's own code (``make_labels``,
+``build_feature_matrix``, ``select_rows``) on each event's whole file, then rows within ``--days`` of
+the pump start are kept. Five rounds: ``train_classifier`` (purged TimeSeriesSplit CV, SMOTE) on four
+events, prediction on the fifth. Per test event and pooled: row-level precision / recall / F1, the
+lead time before the price peak, and false alerts per day away from the pump.
+
+    python benchmarks/lamorgia_report.py [--interval 25] [--days 2] [--model-type random_forest]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from pump_orchestration.data.exchange_trades import (  # noqa: E402
+    exchange_trades_to_candles,
+    pump_time_from_filename,
+    read_exchange_trades,
+)
+from pump_orchestration.ml.dataset import LabelledInputs, build_feature_matrix, make_labels, select_rows  # noqa: E402
+from pump_orchestration.ml.metrics import classification_metrics  # noqa: E402
+from pump_orchestration.ml.models import MODEL_TYPES  # noqa: E402
+from pump_orchestration.ml.request import FeatureSpec, LabelSpec  # noqa: E402
+from pump_orchestration.ml.training import predict_proba_positive, train_classifier  # noqa: E402
+
+DATA_DIR = ROOT.parent / "shared" / "realdata" / "lamorgia_pumps"
+
+# Volumes and trade counts, but no price levels: each event's coin trades at its own price
+# (5e-6 to 6e-5 BTC), so a raw price would identify the event rather than the pump.
+BASE_FEATURES = ("volume_sol", "buy_volume_sol", "sell_volume_sol", "num_buys", "num_sells")
+WINDOWS = (5, 10, 15)
+#: The peak is the highest close within this long after the pump start.
+PEAK_SEARCH = pd.Timedelta(hours=1)
+#: Alerts are searched this long before (and, if none, after) the peak.
+LEAD_SEARCH = pd.Timedelta(hours=1)
+#: Alerts further than this from the pump start count as "away from the pump".
+AWAY = pd.Timedelta(hours=2)
+PAPER = {"precision": 0.937, "recall": 0.913, "f1": 0.918}
+
+
+@dataclass
+class Event:
+    """One pump: its candles' selected rows and the times the report measures against."""
+
+    name: str
+    pump: pd.Timestamp
+    peak: pd.Timestamp
+    peak_gain_pct: float
+    rows: LabelledInputs
+
+
+def load_events(files: list[Path], interval: float, days: float, label: LabelSpec,
+                features: FeatureSpec) -> tuple[list[Event], dict[str, str]]:
+    """Candles of every file as one frame (mint = file stem), labelled and featured per event."""
+    frames, pumps = [], {}
+    for path in files:
+        frames.append(exchange_trades_to_candles(read_exchange_trades(path), interval, mint=path.stem))
+        pumps[path.stem] = pump_time_from_filename(path)
+    candles = pd.concat(frames, ignore_index=True)
+    labels, change = make_labels(candles, label)
+    X, skipped = build_feature_matrix(candles, features)
+    span = pd.Timedelta(days=days)
+    events = []
+    for name, pump in pumps.items():
+        mine = candles["mint"] == name
+        rows = select_rows(X[mine], labels[mine], candles[mine], start=pump - span, end=pump + span,
+                           future_change=change[mine])
+        after = candles[mine & (candles["timestamp"] >= pump) & (candles["timestamp"] < pump + PEAK_SEARCH)]
+        before = candles[mine & (candles["timestamp"] < pump)]
+        peak = after["price_close"].idxmax()
+        gain = (after.at[peak, "price_close"] / before["price_close"].iloc[-1] - 1) * 100
+        events.append(Event(name, pump, after.at[peak, "timestamp"], float(gain), rows))
+    return events, skipped
+
+
+def lead_minutes(event: Event, predicted: pd.Series) -> float | None:
+    """Minutes from the first alert in the hour before the peak to the peak.
+
+    Negative when the first alert near the peak comes after it (within the hour after);
+    None without any alert within an hour of the peak. Times are candle starts.
+    """
+    ts = event.rows.timestamps
+    alerts = ts[predicted.to_numpy() == 1]
+    before = alerts[(alerts >= event.peak - LEAD_SEARCH) & (alerts <= event.peak)]
+    after = alerts[(alerts > event.peak) & (alerts <= event.peak + LEAD_SEARCH)]
+    first = before.min() if len(before) else after.min() if len(after) else None
+    return None if first is None else (event.peak - first) / pd.Timedelta(minutes=1)
+
+
+def minutes_to_first_alert(event: Event, predicted: pd.Series) -> float | None:
+    """Minutes from the pump start to the first alert at or after it (None without one within the hour)."""
+    ts = event.rows.timestamps
+    alerts = ts[(predicted.to_numpy() == 1) & ((ts >= event.pump) & (ts < event.pump + PEAK_SEARCH)).to_numpy()]
+    return None if alerts.empty else (alerts.min() - event.pump) / pd.Timedelta(minutes=1)
+
+
+def false_alerts(event: Event, predicted: pd.Series, interval: float) -> tuple[int, float]:
+    """(count of false alerts starting more than ``AWAY`` from the pump start, days of candles that far).
+
+    An alert is a run of consecutive candles predicted positive (one notification); it is
+    false when none of its candles is labelled positive.
+    """
+    pred = predicted.to_numpy() == 1
+    y = event.rows.y.to_numpy() == 1
+    ts = event.rows.timestamps
+    away_days = ((ts - event.pump).abs() > AWAY).sum() * interval / 86_400
+    if not pred.any():
+        return 0, away_days
+    run_id = np.cumsum(np.r_[True, pred[1:] != pred[:-1]])
+    runs = pd.DataFrame({"run": run_id[pred], "ts": ts.to_numpy()[pred], "y": y[pred]}).groupby("run").agg(
+        start=("ts", "first"), any_true=("y", "any"))
+    false = runs[~runs["any_true"] & ((runs["start"] - event.pump).abs() > AWAY)]
+    return len(false), away_days
+
+
+def _fmt(value: float | None, spec: str = ".1f") -> str:
+    return "-" if value is None or (isinstance(value, float) and np.isnan(value)) else format(value, spec)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--interval", type=float, default=25.0, help="candle length in seconds (paper: 25)")
+    parser.add_argument("--days", type=float, default=2.0, help="keep rows within this many days of each pump")
+    parser.add_argument("--model-type", default="random_forest", choices=MODEL_TYPES)
+    parser.add_argument("--min-change", type=float, default=5.0, help="label: rise in %% of price_close")
+    parser.add_argument("--future-minutes", type=float, default=5.0, help="label: horizon in minutes")
+    parser.add_argument("--label-mode", default="within", choices=("within", "end"))
+    parser.add_argument("--cv-splits", type=int, default=5)
+    parser.add_argument("--seed", type=int, default=42)
+    args = parser.parse_args(argv)
+    if not args.interval > 0 or not args.days > 0:
+        parser.error("--interval and --days must be positive")
+    files = sorted(DATA_DIR.glob("*_*_*.csv"))
+    if not files:
+        print(f"No event files (<SYMBOL>_<date>_<HHMM>.csv) in {DATA_DIR}; this report needs the "
+              "lamorgia_pumps folder of the shared real data next to the repository.", file=sys.stderr)
+        return 2
+
+    # Pumps peak 7-21 % above their level before and within 0.5-5 min of the start, then dump:
+    # +5 % is below every peak yet rarely reached in 5 min away from the pumps, 5 min spans the
+    # start-to-peak climb of all five, and "within" takes the peak (with "end" the price at t+5 min
+    # is often back below the threshold after the dump).
+    label = LabelSpec("price_close", time_based=True, future_minutes=args.future_minutes,
+                      min_percent_change=args.min_change, direction="up", mode=args.label_mode)
+    features = FeatureSpec(base_features=BASE_FEATURES, use_engineered=True, windows=WINDOWS)
+    started = time.perf_counter()
+    events, skipped = load_events(files, args.interval, args.days, label, features)
+    print(f"{len(events)} events, {args.interval:g}-s candles, +-{args.days:g} days around each pump; label: "
+          f"price_close +{args.min_change:g} % {args.label_mode} {args.future_minutes:g} min; "
+          f"{args.model_type}, {args.cv_splits}-fold purged TimeSeriesSplit CV on the 4 training events, SMOTE on")
+    print(f"features: {events[0].rows.X.shape[1]} ({', '.join(BASE_FEATURES)} + engineered, windows "
+          f"{'/'.join(map(str, WINDOWS))} min); skipped (no such data on an exchange): {', '.join(sorted(skipped))}")
+
+    table, pooled = [], {"y": [], "pred": [], "proba": []}
+    n_false, away_days, flagged = 0, 0.0, 0
+    for number, test in enumerate(events, start=1):
+        print(f"round {number}/{len(events)}: testing on {test.name}", file=sys.stderr, flush=True)
+        train = [e for e in events if e is not test]
+        X = pd.concat([e.rows.X for e in train])
+        result = train_classifier(
+            X, pd.concat([e.rows.y for e in train]), pd.concat([e.rows.timestamps for e in train]),
+            model_type=args.model_type, use_smote=True, use_timeseries_split=True, cv_splits=args.cv_splits,
+            horizon=label.horizon, random_state=args.seed,
+        )
+        final_end = pd.Timestamp(result.split["train_end_ts"])
+        pumps_seen = sum(e.peak <= final_end for e in train)
+        model = result.estimator
+        rows = test.rows
+        pred = pd.Series(model.predict(rows.X[result.feature_names]), index=rows.X.index)
+        proba = predict_proba_positive(model, rows.X[result.feature_names])
+        m = classification_metrics(rows.y, pred, proba)
+        count, days = false_alerts(test, pred, args.interval)
+        detected = minutes_to_first_alert(test, pred)
+        peak_after = (test.peak - test.pump) / pd.Timedelta(minutes=1)
+        flagged += detected is not None and detected <= peak_after
+        n_false, away_days = n_false + count, away_days + days
+        pooled["y"].append(rows.y.to_numpy())
+        pooled["pred"].append(pred.to_numpy())
+        pooled["proba"].append(proba)
+        table.append({
+            "test event": test.name,
+            "rows": len(rows.y), "pos": int(rows.y.sum()),
+            "peak %": _fmt(test.peak_gain_pct), "peak at": f"+{peak_after:.1f}",
+            "precision": _fmt(m["precision"], ".3f"), "recall": _fmt(m["recall"], ".3f"), "F1": _fmt(m["f1"], ".3f"),
+            "ROC AUC": _fmt(m["roc_auc"], ".3f"),
+            "lead min": _fmt(lead_minutes(test, pred), ".2f"),
+            "1st alert at": "-" if detected is None else f"+{detected:.1f}",
+            "false alerts/day": _fmt(count / days if days else None, ".2f"),
+            "CV F1 (train)": _fmt(result.cv_scores["mean_test_f1"], ".3f"),
+            "pumps in final fit": f"{pumps_seen}/{len(train)}",
+        })
+    m = classification_metrics(np.concatenate(pooled["y"]), np.concatenate(pooled["pred"]),
+                               np.concatenate(pooled["proba"]))
+    blank = dict.fromkeys(table[0], "")
+    table.append({
+        **blank, "test event": "ALL (pooled rows)",
+        "rows": sum(r["rows"] for r in table), "pos": sum(r["pos"] for r in table),
+        "precision": _fmt(m["precision"], ".3f"), "recall": _fmt(m["recall"], ".3f"), "F1": _fmt(m["f1"], ".3f"),
+        "ROC AUC": _fmt(m["roc_auc"], ".3f"), "1st alert at": f"{flagged}/{len(events)} by peak",
+        "false alerts/day": _fmt(n_false / away_days if away_days else None, ".2f"),
+    })
+    table.append({**blank, "test event": "paper (RF, 25-s chunks, 5-fold CV)",
+                  **{"precision": f"{PAPER['precision']:.3f}", "recall": f"{PAPER['recall']:.3f}",
+                     "F1": f"{PAPER['f1']:.3f}"}})
+    print()
+    print(pd.DataFrame(table).to_string(index=False))
+    print(f"""
+peak %, peak at: highest close within 1 h after the pump start vs the last close before it, and its minutes
+  after the start.
+lead min: minutes from the first alert (candle predicted positive) in the hour before the peak to the peak;
+  negative = first alert after the peak, '-' = none within 1 h. An alert long before the start is a false alarm,
+  so read it with '1st alert at': minutes from the pump start to the first alert at or after it.
+false alerts/day: runs of consecutive alerts with no positive label, starting > 2 h from the pump start.
+pumps in final fit: train_classifier fits the final model on the training part of its last CV fold, so the
+  latest training event's later rows (often including its pump) are its internal test part only.
+Not directly comparable with the paper: it classifies 25-s chunks around known pump times with rush-order
+  features under 5-fold CV over those chunks; here every candle of +-{args.days:g} days is labelled by a future
+  price rise, predicted from pump.fun-oriented features, on an event the model never saw. Positive candles before
+  the announcement carry no signal in the trades, and fast pumps (peak within a candle or two) leave few
+  detectable positives, so row-level recall is low by construction; '1st alert at' and the false alerts are
+  more telling.
+total {time.perf_counter() - started:.0f} s""")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

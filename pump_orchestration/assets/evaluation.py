@@ -1,0 +1,157 @@
+"""Test reports, comparisons and walk-forward evaluation on the daily partitions.
+
+Each reads the cached ``coin_metrics_slice`` of its days and calls the Dagster-free
+core (``ml/evaluation.py``, ``ml/pipeline.py``); rows go to ``ml_test_results`` /
+``ml_comparisons`` (and ``ml_models`` for walk-forward) through ``MlResultsIOManager``.
+"""
+from typing import Optional
+
+import dagster as dg
+import pandas as pd
+from pydantic import Field
+
+from pump_orchestration.assets.metadata import check_results, check_specs, checks_record, metric_values, number
+from pump_orchestration.assets.training import coin_metrics_slice, fitted_model
+from pump_orchestration.partitions import training_days
+from pump_orchestration.progress import report_progress
+from pump_orchestration.resources import ModelStoreResource, TrainingRequestResource, WarehouseResource
+
+_SINGLE_RUN = dg.BackfillPolicy.single_run()
+# Test reports evaluate models trained on other days: lineage to every fitted_model partition.
+_ANY_MODEL = dg.AssetDep(fitted_model, partition_mapping=dg.AllPartitionMapping())
+_REPORT_CHECKS = {"beats_majority_baseline": True, "enough_positives": False, "test_window_disjoint": False,
+                  "not_overfitted": False}
+
+
+class WindowConfig(dg.Config):
+    """An optional narrowing of the selected day(s)."""
+
+    test_start: Optional[str] = Field(
+        default=None, description="ISO timestamp; default = start of the first selected day.")
+    test_end: Optional[str] = Field(
+        default=None, description="ISO timestamp (exclusive); default = end of the last selected day.")
+
+    def window(self, context: dg.AssetExecutionContext) -> tuple[pd.Timestamp, pd.Timestamp]:
+        """The test window inside the selected partitions."""
+        from pump_orchestration.ml.request import narrow_window
+
+        span = context.partition_time_window
+        return narrow_window(pd.Timestamp(span.start), pd.Timestamp(span.end), self.test_start, self.test_end,
+                             names=("test_start", "test_end"))
+
+
+class TestReportConfig(WindowConfig):
+    """Which model to test."""
+
+    model: str = Field(description="ml_models id or name of a READY model.")
+    min_positives: int = Field(default=10, description="Fewer positive test rows than this fails a (warning) check.")
+
+
+class ComparisonConfig(WindowConfig):
+    """Which two models to compare on the same rows."""
+
+    model_a: str = Field(description="ml_models id or name of model A.")
+    model_b: str = Field(description="ml_models id or name of model B (must differ from A).")
+    n_bootstrap: int = Field(default=1000, description="Bootstrap resamples for the F1-difference interval.")
+
+
+def _load_model(warehouse: WarehouseResource, model_store: ModelStoreResource, ref: str):
+    """A READY, non-deleted model by id or name, its artifact verified by SHA-256 before loading."""
+    from pump_orchestration.ml.evaluation import ModelUnderTest
+    from pump_orchestration.warehouse import repository
+
+    with warehouse.engine().connect() as conn:
+        row = repository.get_model(conn, model_id=int(ref)) if ref.isdigit() else repository.get_model(conn, name=ref)
+    if row is None or row.get("is_deleted"):
+        raise LookupError(f"model: no model with id or name {ref!r}")
+    if row["status"] != "READY":
+        raise ValueError(f"model: {row['name']!r} is {row['status']}, only READY models can be tested")
+    loaded = model_store.store().load(row["model_file_path"], row["model_sha256"])
+    return ModelUnderTest.from_row(row, loaded)
+
+
+def _test_metadata(test: dict) -> dict:
+    return {
+        **metric_values({"accuracy": test["accuracy"], "f1": test["f1_score"], "precision": test["precision_score"],
+                         "recall": test["recall"], "roc_auc": test["roc_auc"], "mcc": test["mcc"],
+                         "simulated_profit_pct": test["simulated_profit_pct"]}),
+        "num_samples": test["num_samples"],
+        "num_positive": test["num_positive"],
+        "has_overlap": test["has_overlap"],
+        "overlap_note": test["overlap_note"] or "none",
+        "accuracy_degradation": number(test["accuracy_degradation"]),
+        "is_overfitted": bool(test["is_overfitted"]),
+    }
+
+
+@dg.asset(
+    deps=[_ANY_MODEL],
+    ins={"coin_metrics_slice": dg.AssetIn()},
+    partitions_def=training_days,
+    backfill_policy=_SINGLE_RUN,
+    io_manager_key="ml_results_io_manager",
+    group_name="evaluation",
+    check_specs=check_specs("test_report", _REPORT_CHECKS),
+    kinds={"scikitlearn"},
+)
+def test_report(
+    context: dg.AssetExecutionContext,
+    config: TestReportConfig,
+    coin_metrics_slice: pd.DataFrame,
+    warehouse: WarehouseResource,
+    model_store: ModelStoreResource,
+):
+    """A READY model tested on the selected window with labels and features rebuilt exactly as in training."""
+    from pump_orchestration.ml.evaluation import evaluate_model
+    from pump_orchestration.ml.quality import test_report_checks
+
+    start, end = config.window(context)
+    model = _load_model(warehouse, model_store, config.model)
+    report_progress(context, warehouse, 0.3, f"testing {model.name} on [{start}, {end})")
+    test = evaluate_model(model, coin_metrics_slice, start, end)
+    checks = test_report_checks(test, config.min_positives)
+    if test["has_overlap"]:
+        context.log.warning(test["overlap_note"])
+    yield dg.Output({"kind": "test", "test": test, "checks": checks_record(checks)},
+                    metadata={"model_name": model.name, "model_id": model.model_id, **_test_metadata(test)})
+    yield from check_results(checks)
+
+
+@dg.asset(
+    deps=[_ANY_MODEL],
+    partitions_def=training_days,
+    backfill_policy=_SINGLE_RUN,
+    io_manager_key="ml_results_io_manager",
+    group_name="evaluation",
+    kinds={"scikitlearn"},
+)
+def model_comparison(
+    context: dg.AssetExecutionContext,
+    config: ComparisonConfig,
+    coin_metrics_slice: pd.DataFrame,
+    warehouse: WarehouseResource,
+    model_store: ModelStoreResource,
+) -> dg.Output:
+    """Two models scored on exactly the same rows; winner by F1 then ROC-AUC, with a paired significance test."""
+    from pump_orchestration.ml.evaluation import compare_models
+
+    if config.model_a.strip() == config.model_b.strip():
+        raise ValueError("model_b: must differ from model_a")
+    start, end = config.window(context)
+    a = _load_model(warehouse, model_store, config.model_a)
+    b = _load_model(warehouse, model_store, config.model_b)
+    report_progress(context, warehouse, 0.3, f"comparing {a.name} with {b.name} on [{start}, {end})")
+    result = compare_models(a, b, coin_metrics_slice, start, end, n_bootstrap=config.n_bootstrap)
+    winner = {"a": a.name, "b": b.name, None: "tie"}[result.winner]
+    context.log.info(f"winner: {winner}; significance: {result.comparison['significance']}")
+    return dg.Output(
+        {"kind": "comparison", "result": result, "model_a_id": a.model_id, "model_b_id": b.model_id},
+        metadata={
+            "winner": winner,
+            "num_samples": result.comparison["num_samples"],
+            "rows_dropped": dg.MetadataValue.json(result.rows_dropped),
+            "significance": dg.MetadataValue.json(result.comparison["significance"]),
+            "a": dg.MetadataValue.json({k: result.comparison[f"a_{k}"] for k in ("f1", "precision", "recall", "roc_auc")}),
+            "b": dg.MetadataValue.json({k: result.comparison[f"b_{k}"] for k in ("f1", "precision", "recall", "roc_auc")}),
+        },
+    )

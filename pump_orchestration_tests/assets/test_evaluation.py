@@ -1,0 +1,130 @@
+"""Test reports, comparisons and walk-forward evaluation run through Dagster against a real warehouse."""
+import dagster as dg
+import pandas as pd
+import pytest
+
+from pump_orchestration.data.synthetic import generate_coin_metrics
+from pump_orchestration.definitions import defs
+from pump_orchestration.warehouse import repository
+from pump_orchestration.warehouse.coin_metrics import write_coin_metrics
+from pump_orchestration_tests.assets.test_training import DAY, failure_text, model_rows, train
+from pump_orchestration_tests.assets.test_training import REQUEST as BASE_REQUEST
+
+# Synthetic pumps dump within minutes, so "rises within the horizon" is the learnable target here.
+REQUEST = {**BASE_REQUEST, "label_mode": "within"}
+
+
+def run(job: str, ops_config: dict, *, partition=DAY, resources: dict | None = None, tags=None):
+    run_config = {"ops": ops_config}
+    if resources:
+        run_config["resources"] = resources
+    return defs.resolve_job_def(job).execute_in_process(
+        run_config=run_config, partition_key=partition, tags=tags, instance=dg.DagsterInstance.ephemeral(),
+        raise_on_error=False,
+    )
+
+
+@pytest.fixture
+def market(warehouse_engine, tmp_path, monkeypatch):
+    """10 hours of synthetic coin_metrics with planted pumps; env points the code location at them."""
+    metrics, _ = generate_coin_metrics(n_coins=220, start=f"{DAY}T00:00:00Z", hours=10, seed=7)
+    write_coin_metrics(warehouse_engine, metrics)
+    monkeypatch.setenv("DB_DSN", warehouse_engine.url.render_as_string(hide_password=False))
+    monkeypatch.setenv("PUMP_DATA_DIR", str(tmp_path / "data"))
+    return warehouse_engine
+
+
+def _hours(start: int, end: int) -> dict:
+    return {"train_start": f"{DAY}T{start:02d}:00:00Z", "train_end": f"{DAY}T{end:02d}:00:00Z"}
+
+
+def test_test_report_and_comparison(market):
+    assert train({**REQUEST, "name": "good", "params": {"n_estimators": 100}, **_hours(0, 6)}).success
+    assert train({**REQUEST, "name": "weak", "params": {"n_estimators": 2, "max_depth": 1}, **_hours(0, 6)}).success
+
+    window = {"test_start": f"{DAY}T06:00:00Z", "test_end": f"{DAY}T10:00:00Z"}
+    result = run("test_model_job", {"test_report": {"config": {"model": "good", **window}}})
+    assert result.success, failure_text(result)
+    with market.connect() as conn:
+        good = repository.get_model(conn, name="good")
+        [test] = repository.list_test_results(conn, model_id=good["id"])
+    assert test["test_start"] == pd.Timestamp(window["test_start"]) and test["has_overlap"] is False
+    assert test["num_samples"] == test["num_positive"] + test["num_negative"] == test["tp"] + test["tn"] + test["fp"] + test["fn"]
+    assert test["test_duration_days"] == pytest.approx(4 / 24)
+    assert test["train_accuracy"] == good["training_accuracy"]
+    assert test["accuracy_degradation"] == pytest.approx(good["training_accuracy"] - test["accuracy"])
+    checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert set(checks) == {"beats_majority_baseline", "enough_positives", "test_window_disjoint", "not_overfitted"}
+    assert checks["test_window_disjoint"].passed and checks["beats_majority_baseline"].passed
+
+    # Testing on its own training period warns (overlap note, failed non-blocking check) but still reports.
+    overlapping = run("test_model_job", {"test_report": {"config": {"model": str(good["id"]),
+                                                                    "test_start": f"{DAY}T04:00:00Z",
+                                                                    "test_end": f"{DAY}T10:00:00Z"}}})
+    assert overlapping.success, failure_text(overlapping)
+    with market.connect() as conn:
+        latest = repository.list_test_results(conn, model_id=good["id"])[-1]
+    assert latest["has_overlap"] and "33.3 %" in latest["overlap_note"]
+    assert not {e.check_name: e for e in overlapping.get_asset_check_evaluations()}["test_window_disjoint"].passed
+
+    compared = run("compare_models_job", {"model_comparison": {"config": {"model_a": "weak", "model_b": "good", **window}}})
+    assert compared.success, failure_text(compared)
+    with market.connect() as conn:
+        [comparison] = repository.list_comparisons(conn)
+        tests = {t["id"]: t for t in repository.list_test_results(conn)}
+    assert comparison["winner_id"] == good["id"]
+    assert comparison["b_f1"] > comparison["a_f1"]
+    assert tests[comparison["test_a_id"]]["num_samples"] == tests[comparison["test_b_id"]]["num_samples"] == comparison["num_samples"]
+    assert comparison["significance"]["rule"] == "F1, then ROC-AUC"
+
+
+@pytest.mark.parametrize(
+    "config, message",
+    [
+        ({"model": "nope"}, "model: no model with id or name 'nope'"),
+        ({"model": "good", "test_start": f"{DAY}T08:00:00Z", "test_end": f"{DAY}T07:00:00Z"}, "must be before test_end"),
+        ({"model": "good", "test_end": "2025-09-04T00:00:00Z"}, "test_end 2025-09-04T00:00:00+00:00 lies outside"),
+    ],
+)
+def test_bad_test_requests_fail_clearly_and_write_nothing(market, config, message):
+    assert train({**REQUEST, "name": "good", **_hours(0, 6)}).success
+    result = run("test_model_job", {"test_report": {"config": config}})
+    assert not result.success and message in failure_text(result)
+    with market.connect() as conn:
+        assert repository.list_test_results(conn) == []
+
+
+def test_comparing_a_model_with_itself_is_refused(market):
+    assert train({**REQUEST, "name": "good", **_hours(0, 6)}).success
+    result = run("compare_models_job", {"model_comparison": {"config": {"model_a": "good", "model_b": "good"}}})
+    assert not result.success and "model_b: must differ from model_a" in failure_text(result)
+
+
+def test_walk_forward_backfill_writes_a_report_per_window_and_comparisons(market, tmp_path):
+    request = {**REQUEST, "name": "wf", "params": {"n_estimators": 20}}
+    result = run("walk_forward_job",
+                 {"walk_forward_evaluation": {"config": {"train_hours": 3, "test_hours": 1, "step_hours": 1,
+                                                         "n_bootstrap": 200}}},
+                 resources={"training_request": {"config": request}})
+    assert result.success, failure_text(result)
+    models = sorted(model_rows(market), key=lambda m: m["train_start"])
+    assert [m["name"] for m in models] == [f"wf_wf_20250901T{h:02d}00" for h in range(3, 10)]
+    with market.connect() as conn:
+        tests = repository.list_test_results(conn)
+        comparisons = repository.list_comparisons(conn)
+    assert len(tests) == 7 + 2 * 6 and len(comparisons) == 6
+    for model in models:
+        [own] = [t for t in tests if t["model_id"] == model["id"] and t["test_start"] == model["train_end"]]
+        assert own["test_end"] - own["test_start"] == pd.Timedelta(hours=1) and not own["has_overlap"]
+    # Each comparison pits the new window's model (A) against the previous one (B) on the new test window.
+    for previous, new, comparison in zip(models, models[1:], comparisons):
+        assert (comparison["model_a_id"], comparison["model_b_id"]) == (new["id"], previous["id"])
+        assert comparison["test_start"] == new["train_end"]
+
+    meta = result.asset_materializations_for_node("walk_forward_evaluation")[0].metadata
+    assert meta["windows"].value == 7
+    table = meta["metrics_per_window"].value
+    assert table.count("\n") == 7 + 1 and "wf_wf_20250901T0900" in table
+    assert meta["chart"].value.startswith("![f1, precision, recall, roc_auc per window](data:image/png;base64,")
+    assert list((tmp_path / "data" / "reports").glob("walk_forward_*.png"))
+    assert {"features", "labels", "fit", "evaluate", "model_fitting"} <= set(meta["stage_seconds"].value)
