@@ -57,7 +57,7 @@ def walk_forward_evaluation(
         defaults = repository.get_model_type_defaults(conn, request.model_type)
     if taken:
         raise RequestValidationError([f"name: walk-forward models {taken} already exist; choose another name prefix"])
-    outcomes, timings = walk_forward(
+    outcomes, skipped, timings = walk_forward(
         coin_metrics_slice, dataclasses.replace(request, train_start=None, train_end=None), windows,
         params={**defaults, **request.params}, n_bootstrap=config.n_bootstrap,
         progress=lambda fraction, message: report_progress(context, warehouse, 0.1 + 0.8 * fraction, message),
@@ -75,12 +75,15 @@ def walk_forward_evaluation(
     } for o in outcomes]
     chart = metrics_chart(rows, "test_start", _CHART_SERIES,
                           settings.data_dir() / "reports" / f"walk_forward_{context.run_id}.png")
+    for skip in skipped:
+        context.log.warning(f"window testing from {skip['test_start']} skipped: {skip['reason']}")
     fitting = sum(o.trained.result.timings.get("cv_seconds", 0) + o.trained.result.timings.get("fit_seconds", 0)
                   for o in outcomes)
     return dg.Output(
         {"kind": "walk_forward", "outcomes": outcomes},
         metadata={
             "windows": len(outcomes),
+            "skipped_windows": dg.MetadataValue.json(skipped),
             "metrics_per_window": dg.MetadataValue.md(metrics_table(
                 rows, ["test_start", "model", "rows", "positives", "f1", "precision", "recall", "roc_auc",
                        "profit_pct", "vs_previous"])),

@@ -12,7 +12,15 @@ from typing import Callable
 
 import pandas as pd
 
-from pump_orchestration.ml.dataset import FUTURE_CHANGE, LABEL, LabelledInputs, build_feature_matrix, make_labels, select_rows
+from pump_orchestration.ml.dataset import (
+    FUTURE_CHANGE,
+    LABEL,
+    DatasetError,
+    LabelledInputs,
+    build_feature_matrix,
+    make_labels,
+    select_rows,
+)
 from pump_orchestration.ml.records import TrainedModel
 from pump_orchestration.ml.request import RequestValidationError, TrainingRequest
 
@@ -140,38 +148,47 @@ def walk_forward(
     params: dict,
     progress: Progress | None = None,
     n_bootstrap: int = 1000,
-) -> tuple[list[WindowOutcome], dict]:
+) -> tuple[list[WindowOutcome], list[dict], dict]:
     """Train, test and compare model by model over ``windows``; features are built once for all of them.
 
-    Returns the outcomes and timing figures ({"features", "labels", "fit", "evaluate"} seconds).
+    A window whose data cannot make a model or a report (no rows, one class...) is skipped
+    with its reason, and the next one is compared with the last model that was made.
+    Returns the outcomes, the skipped windows and timing figures ({"features", "labels",
+    "fit", "evaluate"} seconds); fails when every window is skipped.
     """
     from pump_orchestration.ml.evaluation import ModelUnderTest, compare_models, evaluate_model
+    from pump_orchestration.ml.training import TrainingDataError
 
     t0 = time.perf_counter()
     X, skipped = build_feature_matrix(frame, request.feature_spec)
     timings = {"features": time.perf_counter() - t0, "labels": 0.0, "fit": 0.0, "evaluate": 0.0}
     features_cache = {request.feature_spec: (X, skipped)}
     outcomes: list[WindowOutcome] = []
+    skipped_windows: list[dict] = []
     previous: ModelUnderTest | None = None
     for i, window in enumerate(windows):
         if progress:
             progress(i / len(windows), f"window {i + 1}/{len(windows)}: train {window.train_start:%Y-%m-%d %H:%M} "
                                       f"→ test {window.test_start:%Y-%m-%d %H:%M}")
-        t0 = time.perf_counter()
-        labelled = label_frame(frame, request, window.train_end)
-        inputs = window_inputs(labelled, X, request, window.train_start, window.train_end)
-        timings["labels"] += time.perf_counter() - t0
-        t0 = time.perf_counter()
-        trained = fit_request(
-            inputs.X, inputs.y, inputs.timestamps, inputs.future_change_pct,
-            dataclasses.replace(request, name=window_model_name(request.name, window)),
-            params=params, train_start=window.train_start, train_end=window.train_end,
-            dataset_stats=inputs.stats, skipped_features=skipped,
-        )
-        timings["fit"] += time.perf_counter() - t0
-        t0 = time.perf_counter()
-        model = ModelUnderTest.from_trained(trained)
-        test = evaluate_model(model, frame, window.test_start, window.test_end, features_cache=features_cache)
+        try:
+            t0 = time.perf_counter()
+            labelled = label_frame(frame, request, window.train_end)
+            inputs = window_inputs(labelled, X, request, window.train_start, window.train_end)
+            timings["labels"] += time.perf_counter() - t0
+            t0 = time.perf_counter()
+            trained = fit_request(
+                inputs.X, inputs.y, inputs.timestamps, inputs.future_change_pct,
+                dataclasses.replace(request, name=window_model_name(request.name, window)),
+                params=params, train_start=window.train_start, train_end=window.train_end,
+                dataset_stats=inputs.stats, skipped_features=skipped,
+            )
+            timings["fit"] += time.perf_counter() - t0
+            t0 = time.perf_counter()
+            model = ModelUnderTest.from_trained(trained)
+            test = evaluate_model(model, frame, window.test_start, window.test_end, features_cache=features_cache)
+        except (DatasetError, TrainingDataError) as exc:
+            skipped_windows.append({"test_start": window.test_start.isoformat(), "reason": str(exc)})
+            continue
         comparison = None
         if previous is not None:
             comparison = compare_models(model, previous, frame, window.test_start, window.test_end,
@@ -179,6 +196,9 @@ def walk_forward(
         timings["evaluate"] += time.perf_counter() - t0
         outcomes.append(WindowOutcome(window, trained, test, comparison))
         previous = model
+    if not outcomes:
+        raise DatasetError(f"walk-forward: every one of the {len(windows)} windows was skipped; first reason: "
+                           f"{skipped_windows[0]['reason']}")
     if progress:
-        progress(1.0, f"walk-forward over {len(windows)} windows done")
-    return outcomes, {k: round(v, 3) for k, v in timings.items()}
+        progress(1.0, f"walk-forward: {len(outcomes)} windows done, {len(skipped_windows)} skipped")
+    return outcomes, skipped_windows, {k: round(v, 3) for k, v in timings.items()}
