@@ -13,38 +13,28 @@ QUEUE_TAG = "pump/queue"
 #: Tags every training/test/comparison job carries; prediction jobs do not, so they never wait for training.
 ML_QUEUE_TAGS = {QUEUE_TAG: "ml"}
 
-#: One process per run: the chain shares one warehouse engine and avoids a process start per step.
-train_model_job = dg.define_asset_job(
-    "train_model_job",
-    selection=dg.AssetSelection.assets(coin_metrics_slice, labelled_dataset, engineered_features, fitted_model),
-    executor_def=dg.in_process_executor,
-    tags=ML_QUEUE_TAGS,
-    description="Train one model on the selected day(s): fill in resources.training_request in the launchpad.",
+def _ml_job(name: str, assets: list, description: str):
+    # One process per run (the in-process executor): the chain shares one warehouse engine and avoids a
+    # process start per step; the ML tag puts the run in the limited queue.
+    return dg.define_asset_job(name, selection=dg.AssetSelection.assets(*assets), executor_def=dg.in_process_executor,
+                               tags=ML_QUEUE_TAGS, description=description)
+
+
+train_model_job = _ml_job(
+    "train_model_job", [coin_metrics_slice, labelled_dataset, engineered_features, fitted_model],
+    "Train one model on the selected day(s): fill in resources.training_request in the launchpad.",
 )
-
-
-test_model_job = dg.define_asset_job(
-    "test_model_job",
-    selection=dg.AssetSelection.assets(coin_metrics_slice, test_report),
-    executor_def=dg.in_process_executor,
-    tags=ML_QUEUE_TAGS,
-    description="Test a READY model on the selected day(s): ops.test_report.config.model = id or name.",
+test_model_job = _ml_job(
+    "test_model_job", [coin_metrics_slice, test_report],
+    "Test a READY model on the selected day(s): ops.test_report.config.model = id or name.",
 )
-
-compare_models_job = dg.define_asset_job(
-    "compare_models_job",
-    selection=dg.AssetSelection.assets(coin_metrics_slice, model_comparison),
-    executor_def=dg.in_process_executor,
-    tags=ML_QUEUE_TAGS,
-    description="Compare two models on the same rows of the selected day(s).",
+compare_models_job = _ml_job(
+    "compare_models_job", [coin_metrics_slice, model_comparison],
+    "Compare two models on the same rows of the selected day(s).",
 )
-
-walk_forward_job = dg.define_asset_job(
-    "walk_forward_job",
-    selection=dg.AssetSelection.assets(coin_metrics_slice, walk_forward_evaluation),
-    executor_def=dg.in_process_executor,
-    tags=ML_QUEUE_TAGS,
-    description="Walk-forward over a range of days: train on trailing windows, test on the next, compare.",
+walk_forward_job = _ml_job(
+    "walk_forward_job", [coin_metrics_slice, walk_forward_evaluation],
+    "Walk-forward over a range of days: train on trailing windows, test on the next, compare.",
 )
 
 

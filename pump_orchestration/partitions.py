@@ -6,3 +6,8 @@ from pump_orchestration import settings
 #: Daily windows (UTC). Days are the caching unit of raw slices; a model's window is one day or a range of days,
 #: optionally narrowed by train_start/train_end.
 training_days = dg.DailyPartitionsDefinition(start_date=settings.partitions_start(), timezone="UTC")
+
+
+def window_asset(**kwargs):
+    """``@dg.asset`` on the daily windows; a run over a key range executes once over the whole range."""
+    return dg.asset(partitions_def=training_days, backfill_policy=dg.BackfillPolicy.single_run(), **kwargs)

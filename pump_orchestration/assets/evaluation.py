@@ -12,11 +12,10 @@ from pydantic import Field
 
 from pump_orchestration.assets.metadata import check_results, check_specs, checks_record, metric_values, number
 from pump_orchestration.assets.training import coin_metrics_slice, fitted_model
-from pump_orchestration.partitions import training_days
+from pump_orchestration.partitions import window_asset
 from pump_orchestration.progress import report_progress
 from pump_orchestration.resources import ModelStoreResource, TrainingRequestResource, WarehouseResource
 
-_SINGLE_RUN = dg.BackfillPolicy.single_run()
 # Test reports evaluate models trained on other days: lineage to every fitted_model partition.
 _ANY_MODEL = dg.AssetDep(fitted_model, partition_mapping=dg.AllPartitionMapping())
 _REPORT_CHECKS = {"beats_majority_baseline": True, "enough_positives": False, "test_window_disjoint": False,
@@ -84,11 +83,8 @@ def _test_metadata(test: dict) -> dict:
     }
 
 
-@dg.asset(
+@window_asset(
     deps=[_ANY_MODEL],
-    ins={"coin_metrics_slice": dg.AssetIn()},
-    partitions_def=training_days,
-    backfill_policy=_SINGLE_RUN,
     io_manager_key="ml_results_io_manager",
     group_name="evaluation",
     check_specs=check_specs("test_report", _REPORT_CHECKS),
@@ -117,10 +113,8 @@ def test_report(
     yield from check_results(checks)
 
 
-@dg.asset(
+@window_asset(
     deps=[_ANY_MODEL],
-    partitions_def=training_days,
-    backfill_policy=_SINGLE_RUN,
     io_manager_key="ml_results_io_manager",
     group_name="evaluation",
     kinds={"scikitlearn"},

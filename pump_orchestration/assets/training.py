@@ -11,11 +11,10 @@ import pandas as pd
 
 from pump_orchestration import settings
 from pump_orchestration.assets.metadata import check_results, check_specs, checks_record, metric_values, number
-from pump_orchestration.partitions import training_days
+from pump_orchestration.partitions import window_asset
 from pump_orchestration.progress import report_progress
 from pump_orchestration.resources import TrainingRequestResource, WarehouseResource
 
-_SINGLE_RUN = dg.BackfillPolicy.single_run()
 
 coin_metrics = dg.AssetSpec(
     "coin_metrics",
@@ -44,10 +43,8 @@ def _check_fingerprint(df: pd.DataFrame, request, asset_name: str) -> None:
         )
 
 
-@dg.asset(
+@window_asset(
     deps=[coin_metrics],
-    partitions_def=training_days,
-    backfill_policy=_SINGLE_RUN,
     io_manager_key="slice_io_manager",
     group_name="training",
     kinds={"pandas", "parquet"},
@@ -79,9 +76,7 @@ def coin_metrics_slice(context: dg.AssetExecutionContext, warehouse: WarehouseRe
     })
 
 
-@dg.asset(
-    partitions_def=training_days,
-    backfill_policy=_SINGLE_RUN,
+@window_asset(
     io_manager_key="dataset_io_manager",
     group_name="training",
     kinds={"pandas", "parquet"},
@@ -120,9 +115,7 @@ def labelled_dataset(
     return dg.Output(df, metadata={**balance, "label_seconds": round(seconds, 3), "model_name": request.name})
 
 
-@dg.asset(
-    partitions_def=training_days,
-    backfill_policy=_SINGLE_RUN,
+@window_asset(
     io_manager_key="dataset_io_manager",
     group_name="training",
     kinds={"pandas", "parquet"},
@@ -141,7 +134,7 @@ def engineered_features(
     t0 = time.perf_counter()
     X, skipped = build_feature_matrix(labelled_dataset, request.feature_spec)
     inputs = window_inputs(labelled_dataset, X, request, start, end)
-    out = inputs.X.copy()
+    out = inputs.X  # already a fresh selection; no need for another copy of the matrix
     out[LABEL] = inputs.y
     out[FUTURE_CHANGE] = inputs.future_change_pct if inputs.future_change_pct is not None else float("nan")
     out["timestamp"] = inputs.timestamps
@@ -173,9 +166,7 @@ def _importance_markdown(importance: dict, top: int = 20) -> str:
     return "\n".join(lines)
 
 
-@dg.asset(
-    partitions_def=training_days,
-    backfill_policy=_SINGLE_RUN,
+@window_asset(
     io_manager_key="ml_models_io_manager",
     group_name="training",
     check_specs=check_specs("fitted_model", {"beats_majority_baseline": True, "no_severe_overfitting": False}),

@@ -5,7 +5,7 @@ from pydantic import Field
 
 from pump_orchestration import settings
 from pump_orchestration.assets.metadata import metrics_chart, metrics_table
-from pump_orchestration.partitions import training_days
+from pump_orchestration.partitions import window_asset
 from pump_orchestration.progress import report_progress
 from pump_orchestration.resources import TrainingRequestResource, WarehouseResource
 
@@ -21,9 +21,7 @@ class WalkForwardConfig(dg.Config):
     n_bootstrap: int = Field(default=1000, description="Bootstrap resamples for each comparison's F1 interval.")
 
 
-@dg.asset(
-    partitions_def=training_days,
-    backfill_policy=dg.BackfillPolicy.single_run(),
+@window_asset(
     io_manager_key="ml_results_io_manager",
     group_name="evaluation",
     kinds={"scikitlearn"},
