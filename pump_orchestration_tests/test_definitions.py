@@ -42,11 +42,12 @@ def test_workspace_validates_with_the_cli(tmp_path):
     assert out.returncode == 0, out.stdout + out.stderr
 
 
-def _launch(port: int, config: dict, partition: str) -> dict:
+def _launch(port: int, config: dict, partition: str, job: str = "train_model_job", run_config: dict | None = None) -> dict:
+    """Launch ``job`` with the raw launchRun mutation (what an n8n HTTP node sends)."""
     variables = {"p": {
         "selector": {"repositoryLocationName": "pump_orchestration", "repositoryName": "__repository__",
-                     "jobName": "train_model_job"},
-        "runConfigData": {"resources": {"training_request": {"config": config}}},
+                     "jobName": job},
+        "runConfigData": run_config or {"resources": {"training_request": {"config": config}}},
         "executionMetadata": {"tags": [{"key": "dagster/partition", "value": partition}]},
     }}
     response = requests.post(f"http://127.0.0.1:{port}/graphql", json={"query": LAUNCH, "variables": variables},
@@ -91,17 +92,29 @@ def test_graphql_launch_trains_a_model_on_postgres(tmp_path, pg_dsn):
         "feature_engineering_windows": [5, 10, 15], "use_smote": True, "use_timeseries_split": True,
         "cv_splits": 3,
     }
+    window = {"test_start": "2025-09-01T05:00:00Z", "test_end": "2025-09-01T08:00:00Z"}
     with dagster_processes(env, tmp_path) as port:
         launched = _launch(port, seed_request, "2025-09-01")
         assert launched["__typename"] == "LaunchRunSuccess", launched
         run_id = launched["run"]["runId"]
+        second = _launch(port, {**seed_request, "name": "PumpDetector_v2", "model_type": "xgboost", "params": {},
+                                "train_end": "2025-09-01T05:00:00Z"}, "2025-09-01")
 
         bad = _launch(port, {**seed_request, "name": "bad", "model_type": "svm", "cv_splits": 1}, "2025-09-01")
         assert bad["__typename"] == "LaunchRunSuccess", bad
         unknown_field = _launch(port, {**seed_request, "n_trees": 5}, "2025-09-01")
 
         assert _wait(port, run_id) == "SUCCESS", _run_errors(home, run_id)
+        assert _wait(port, second["run"]["runId"]) == "SUCCESS", _run_errors(home, second["run"]["runId"])
         assert _wait(port, bad["run"]["runId"]) == "FAILURE"
+
+        # A test report and a comparison, launched the same way with op config.
+        for job, ops in [("test_model_job", {"test_report": {"config": {"model": "PumpDetector_v2", **window}}}),
+                         ("compare_models_job", {"model_comparison": {"config": {
+                             "model_a": "PumpDetector_v1", "model_b": "PumpDetector_v2", **window}}})]:
+            launch = _launch(port, {}, "2025-09-01", job=job, run_config={"ops": ops})
+            assert launch["__typename"] == "LaunchRunSuccess", launch
+            assert _wait(port, launch["run"]["runId"]) == "SUCCESS", _run_errors(home, launch["run"]["runId"])
 
     # A misspelt field is rejected by Dagster's config validation before a run exists.
     assert unknown_field["__typename"] == "RunConfigValidationInvalid"
@@ -119,3 +132,13 @@ def test_graphql_launch_trains_a_model_on_postgres(tmp_path, pg_dsn):
     loaded = ModelStore(tmp_path / "data" / "models").load(row["model_file_path"], row["model_sha256"])
     assert loaded.feature_names == row["features"]
     assert loaded.estimator.n_estimators == 50
+
+    with engine.connect() as conn:
+        v2 = repository.get_model(conn, name="PumpDetector_v2")
+        tests = repository.list_test_results(conn)
+        [comparison] = repository.list_comparisons(conn)
+    assert [t["model_id"] for t in tests] == [v2["id"], row["id"], v2["id"]]
+    assert tests[0]["test_start"].isoformat() == "2025-09-01T05:00:00+00:00" and tests[0]["has_overlap"] is False
+    assert tests[1]["has_overlap"] is True  # v1 trained on the whole day: the report says so
+    assert (comparison["model_a_id"], comparison["model_b_id"]) == (row["id"], v2["id"])
+    assert comparison["num_samples"] == tests[1]["num_samples"] == tests[2]["num_samples"]

@@ -134,6 +134,7 @@ def engineered_features(
     t0 = time.perf_counter()
     X, skipped = build_feature_matrix(labelled_dataset, request.feature_spec)
     inputs = window_inputs(labelled_dataset, X, request, start, end)
+    feature_names = list(inputs.X.columns)
     out = inputs.X  # already a fresh selection; no need for another copy of the matrix
     out[LABEL] = inputs.y
     out[FUTURE_CHANGE] = inputs.future_change_pct if inputs.future_change_pct is not None else float("nan")
@@ -142,17 +143,17 @@ def engineered_features(
     out = out.reset_index(drop=True)
     seconds = time.perf_counter() - t0
     out.attrs = _with_stage(
-        {**labelled_dataset.attrs, "feature_names": list(inputs.X.columns), "skipped_features": skipped,
+        {**labelled_dataset.attrs, "feature_names": feature_names, "skipped_features": skipped,
          "dataset_stats": inputs.stats},
         "features", seconds,
     )
     for name, reason in skipped.items():
         context.log.warning(f"feature {name} skipped: {reason}")
     report_progress(context, training_request.warehouse, 0.4,
-                    f"{len(inputs.X.columns)} inputs for {len(out):,} rows; {inputs.stats}")
+                    f"{len(feature_names)} inputs for {len(out):,} rows; {inputs.stats}")
     return dg.Output(out, metadata={
-        "num_features": len(inputs.X.columns),
-        "features": dg.MetadataValue.json(list(inputs.X.columns)),
+        "num_features": len(feature_names),
+        "features": dg.MetadataValue.json(feature_names),
         "skipped_features": dg.MetadataValue.json(skipped),
         "rows_used": inputs.stats["rows_used"],
         "rows_dropped_non_finite": inputs.stats["rows_dropped_non_finite"],
