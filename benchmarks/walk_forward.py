@@ -70,6 +70,8 @@ def main() -> None:
 
     print(f"\nwalk-forward over {len(outcomes)} windows ({len(skipped)} skipped), {args.model_type}, "
           f"{args.cv_splits}-fold purged CV per window")
+    for skip in skipped:
+        print(f"  skipped window testing from {skip['test_start']}: {skip['reason'][:200]}")
     print(f"{'stage':<34}{'seconds':>10}")
     for name, seconds in [("features (once for the range)", timings["features"]),
                           ("labels + row selection (per window)", timings["labels"]),

@@ -58,13 +58,18 @@ def _cmd_demo(args) -> int:
     run_config = {"resources": {"training_request": {"config": {
         "name": name, "model_type": args.model_type, "target_var": "price_close",
         "future_minutes": 10, "min_percent_change": 30.0, "direction": "up",
+        # Synthetic pumps dump within minutes: "rises 30 % at some point within 10 min" is the learnable target.
+        "label_mode": "within",
     }}}}
     instance = dg.DagsterInstance.get()
     result = defs.resolve_job_def("train_model_job").execute_in_process(
         run_config=run_config, instance=instance, partition_key=day.strftime("%Y-%m-%d"), raise_on_error=False
     )
     if not result.success:
-        print("training run failed; see the run in the UI for the error", file=sys.stderr)
+        errors = [e.event_specific_data.error.cause.message if e.event_specific_data.error.cause
+                  else e.event_specific_data.error.message
+                  for e in result.all_events if e.is_step_failure]
+        print(f"training run {result.run_id} failed: {' | '.join(errors)}", file=sys.stderr)
         return 1
     meta = result.get_asset_materialization_events()[-1].materialization.metadata
     shown = {k: meta[k].value for k in ("model_name", "rows_used", "accuracy", "f1", "precision", "recall",

@@ -30,7 +30,7 @@ def test_generate_then_demo_on_the_embedded_warehouse(tmp_path):
     again = json.loads(_run(["generate", "--coins", "30", "--hours", "2", "--start", "2025-09-03T00:00:00Z"], env))
     assert again["rows_written"] == 0  # re-running the same generation inserts nothing twice
 
-    printed = _run(["demo", "--coins", "60", "--name", "first"], env)
+    printed = _run(["demo", "--coins", "150", "--name", "first"], env)
     assert '"model_name": "first"' in printed and "succeeded" in printed
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'data' / 'warehouse.sqlite'}")
     with engine.connect() as conn:
