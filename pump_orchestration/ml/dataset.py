@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from pump_orchestration.ml.features import engineer_features
-from pump_orchestration.ml.labels import threshold_labels, time_based_change, time_based_labels
+from pump_orchestration.ml.labels import labels_from_change, threshold_labels, time_based_change
 from pump_orchestration.ml.request import FeatureSpec, LabelSpec
 
 LABEL = "label"
@@ -31,10 +31,7 @@ def make_labels(df: pd.DataFrame, spec: LabelSpec) -> tuple[pd.Series, pd.Series
     if not spec.time_based:
         return threshold_labels(df, spec.target_var, spec.operator, spec.value), None
     change = time_based_change(df, spec.target_var, spec.future_minutes, mode=spec.mode, direction=spec.direction)
-    labels = time_based_labels(
-        df, spec.target_var, spec.future_minutes, spec.min_percent_change, direction=spec.direction, mode=spec.mode
-    )
-    return labels, change
+    return labels_from_change(change, spec.min_percent_change, spec.direction), change
 
 
 def build_feature_matrix(df: pd.DataFrame, spec: FeatureSpec) -> tuple[pd.DataFrame, dict[str, str]]:

@@ -227,7 +227,8 @@ def score_rows(model: ModelUnderTest, frame: pd.DataFrame, start, end, *,
     finite inputs). ``features_cache`` (a dict owned by the caller, valid for this
     one ``frame``) keeps the matrix per ``FeatureSpec`` so models sharing a spec
     build it once; features of a row use only that coin's rows at or before it,
-    so one matrix built on the whole frame serves every window of it.
+    so one matrix built on the whole frame serves every window of it. Labels are
+    kept per (LabelSpec, test end) too, since they depend on where the data stops.
 
     Raises ``DatasetError`` naming a model feature the data cannot produce, and the
     ``select_rows`` errors (empty window, nothing labelled, all-NaN feature).
@@ -236,10 +237,12 @@ def score_rows(model: ModelUnderTest, frame: pd.DataFrame, start, end, *,
     _check_window(start, end)
     if not frame.index.is_unique:
         raise ValueError("frame's index has duplicate labels; reset it first")
-    before_end = frame[frame["timestamp"] < end]
-    labels, change = make_labels(before_end, model.label_spec)
-
     cache = {} if features_cache is None else features_cache
+    label_key = ("labels", model.label_spec, end)
+    if label_key not in cache:
+        before_end = frame[frame["timestamp"] < end]
+        cache[label_key] = (before_end, *make_labels(before_end, model.label_spec))
+    before_end, labels, change = cache[label_key]
     if model.feature_spec not in cache:
         cache[model.feature_spec] = build_feature_matrix(frame, model.feature_spec)
     X, skipped = cache[model.feature_spec]
@@ -408,7 +411,8 @@ def paired_significance(a: ScoredRows, b: ScoredRows, *, n_bootstrap: int = 1000
 
 
 def compare_models(a: ModelUnderTest, b: ModelUnderTest, frame: pd.DataFrame, test_start, test_end, *,
-                   n_bootstrap: int = 1000, random_state: int = 0) -> ComparisonResult:
+                   n_bootstrap: int = 1000, random_state: int = 0,
+                   features_cache: dict | None = None) -> ComparisonResult:
     """Test ``a`` and ``b`` on exactly the same rows of [test_start, test_end) and pick a winner.
 
     The common rows are those both models can score (labelled under each one's
@@ -417,11 +421,12 @@ def compare_models(a: ModelUnderTest, b: ModelUnderTest, frame: pd.DataFrame, te
     Models with different label specs are each scored against their own labels
     (``significance["same_labels"]`` is then False, with a note). The winner follows
     :func:`choose_winner`; ``significance`` comes from :func:`paired_significance`.
+    ``features_cache`` is as in :func:`score_rows` (walk-forward shares one across windows).
     """
     if a is b or (a.model_id is not None and a.model_id == b.model_id):
         raise ValueError("model_a and model_b must differ")
     start, end = _utc(test_start, "test_start"), _utc(test_end, "test_end")
-    cache: dict = {}
+    cache = {} if features_cache is None else features_cache
     scored_a = score_rows(a, frame, start, end, features_cache=cache)
     scored_b = score_rows(b, frame, start, end, features_cache=cache)
     common = scored_a.index.intersection(scored_b.index, sort=False)

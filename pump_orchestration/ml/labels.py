@@ -235,13 +235,23 @@ def time_based_labels(
     The change is :func:`time_based_change` (same ``mode`` and ``direction``), so
     rows whose horizon the coin's data does not cover are NaN, never 0.
     """
+    change = time_based_change(df, target_var, future_minutes, mode=mode, direction=direction)
+    return labels_from_change(change, min_percent_change, direction)
+
+
+def labels_from_change(change: pd.Series, min_percent_change: float, direction: str = "up") -> pd.Series:
+    """The labels of :func:`time_based_labels` from an already computed :func:`time_based_change`.
+
+    Lets a caller that needs both the change and the labels compute the change once.
+    """
     if isinstance(min_percent_change, bool) or not isinstance(min_percent_change, Real) or not math.isfinite(
         min_percent_change
     ):
         raise ValueError(f"min_percent_change must be a finite number, got {min_percent_change!r}")
-    change = time_based_change(df, target_var, future_minutes, mode=mode, direction=direction).to_numpy()
-    hit = change >= min_percent_change if direction == "up" else change <= -min_percent_change
-    return pd.Series(np.where(np.isnan(change), np.nan, hit.astype(np.float64)), index=df.index, name="label")
+    _check_choice("direction", direction, DIRECTIONS)
+    values = change.to_numpy(dtype="float64")
+    hit = values >= min_percent_change if direction == "up" else values <= -min_percent_change
+    return pd.Series(np.where(np.isnan(values), np.nan, hit.astype(np.float64)), index=change.index, name="label")
 
 
 def threshold_labels(df: pd.DataFrame, target_var: str, operator: str, value: float) -> pd.Series:

@@ -192,7 +192,7 @@ def walk_forward(
         comparison = None
         if previous is not None:
             comparison = compare_models(model, previous, frame, window.test_start, window.test_end,
-                                        n_bootstrap=n_bootstrap)
+                                        n_bootstrap=n_bootstrap, features_cache=features_cache)
         timings["evaluate"] += time.perf_counter() - t0
         outcomes.append(WindowOutcome(window, trained, test, comparison))
         previous = model

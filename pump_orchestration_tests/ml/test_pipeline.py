@@ -48,12 +48,16 @@ def test_purge_no_training_label_reaches_the_test_window(market, boundary_minute
 def test_walk_forward_builds_features_once_and_reports_each_window(market, monkeypatch):
     import pump_orchestration.ml.pipeline as pipeline
 
+    import pump_orchestration.ml.evaluation as evaluation
+
     calls = []
     real = pipeline.build_feature_matrix
-    monkeypatch.setattr(pipeline, "build_feature_matrix", lambda *a, **k: calls.append(1) or real(*a, **k))
+    counting = lambda *a, **k: calls.append(1) or real(*a, **k)  # noqa: E731
+    monkeypatch.setattr(pipeline, "build_feature_matrix", counting)
+    monkeypatch.setattr(evaluation, "build_feature_matrix", counting)
     windows = plan_windows(T0, T0 + pd.Timedelta(hours=6), train_hours=3, test_hours=1, step_hours=1)
     outcomes, skipped, timings = walk_forward(market, REQUEST, windows, params={"n_estimators": 10}, n_bootstrap=50)
-    assert len(calls) == 1 and skipped == []
+    assert len(calls) == 1 and skipped == []  # tests and comparisons reuse the range's features too
     assert [o.test["test_start"] for o in outcomes] == [w.test_start for w in windows]
     assert outcomes[0].comparison is None and all(o.comparison is not None for o in outcomes[1:])
     for o in outcomes:
