@@ -79,3 +79,20 @@ def dagster_processes(env: dict[str, str], workdir: Path, *, daemon: bool = True
                 proc.kill()
         for _, handle in logs:
             handle.close()
+
+
+def synthetic_deployment(pg_dsn: str, tmp_path: Path) -> tuple:
+    """A PostgreSQL warehouse with 8 h of synthetic coin_metrics, a fresh DAGSTER_HOME, and the env for both.
+
+    Returns (engine, home, env) for ``dagster_processes(env, tmp_path)``.
+    """
+    from pump_orchestration.data.ingest import ingest_synthetic
+    from pump_orchestration.warehouse.db import init_schema, make_engine
+
+    engine = make_engine(pg_dsn)
+    init_schema(engine, create_coin_metrics=True)
+    ingest_synthetic(engine, n_coins=80, start="2025-09-01T00:00:00Z", hours=8, seed=5)
+    home = dagster_home(tmp_path / "home")
+    env = {"DAGSTER_HOME": str(home), "DB_DSN": pg_dsn, "PUMP_DATA_DIR": str(tmp_path / "data"),
+           "PUMP_PARTITIONS_START": "2025-08-25"}
+    return engine, home, env

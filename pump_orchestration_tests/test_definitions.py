@@ -10,12 +10,10 @@ import dagster as dg
 import pytest
 import requests
 
-from pump_orchestration.data.ingest import ingest_synthetic
 from pump_orchestration.definitions import defs
 from pump_orchestration.ml.model_store import ModelStore
 from pump_orchestration.warehouse import repository
-from pump_orchestration.warehouse.db import init_schema, make_engine
-from pump_orchestration_tests.dagster_servers import REPO, dagster_home, dagster_processes
+from pump_orchestration_tests.dagster_servers import REPO, dagster_home, dagster_processes, synthetic_deployment
 
 LAUNCH = """
 mutation($p: ExecutionParams!) {
@@ -78,12 +76,7 @@ def _run_errors(home, run_id: str) -> str:
 
 @pytest.mark.integration
 def test_graphql_launch_trains_a_model_on_postgres(tmp_path, pg_dsn):
-    engine = make_engine(pg_dsn)
-    init_schema(engine, create_coin_metrics=True)
-    ingest_synthetic(engine, n_coins=80, start="2025-09-01T00:00:00Z", hours=8, seed=5)
-    home = dagster_home(tmp_path / "home")
-    env = {"DAGSTER_HOME": str(home), "DB_DSN": pg_dsn, "PUMP_DATA_DIR": str(tmp_path / "data"),
-           "PUMP_PARTITIONS_START": "2025-08-25"}
+    engine, home, env = synthetic_deployment(pg_dsn, tmp_path)
     seed_request = {
         "name": "PumpDetector_v1", "model_type": "random_forest", "target_var": "price_close",
         "features": ["price_open", "price_high", "price_low", "price_close", "volume_sol"],

@@ -11,10 +11,8 @@ import time
 import pytest
 import requests
 
-from pump_orchestration.data.ingest import ingest_synthetic
-from pump_orchestration.warehouse.db import init_schema, make_engine
 from pump_orchestration.warehouse.jobs_mirror import get_job
-from pump_orchestration_tests.dagster_servers import dagster_home, dagster_processes
+from pump_orchestration_tests.dagster_servers import dagster_processes, synthetic_deployment
 from pump_orchestration_tests.test_definitions import _launch
 
 RUNS = 'query($ids: [String!]) { runsOrError(filter: {runIds: $ids}) { ... on Runs { results { runId status } } } }'
@@ -39,12 +37,7 @@ def _append_if_new(sequence: list, value) -> None:
 
 @pytest.mark.integration
 def test_at_most_two_ml_runs_at_once_and_ml_jobs_follows_them(tmp_path, pg_dsn):
-    engine = make_engine(pg_dsn)
-    init_schema(engine, create_coin_metrics=True)
-    ingest_synthetic(engine, n_coins=80, start="2025-09-01T00:00:00Z", hours=8, seed=5)
-    home = dagster_home(tmp_path / "home")
-    env = {"DAGSTER_HOME": str(home), "DB_DSN": pg_dsn, "PUMP_DATA_DIR": str(tmp_path / "data"),
-           "PUMP_PARTITIONS_START": "2025-08-25"}
+    engine, home, env = synthetic_deployment(pg_dsn, tmp_path)
     request = {"model_type": "xgboost", "target_var": "price_close", "future_minutes": 10,
                "min_percent_change": 30.0, "direction": "up", "cv_splits": 3, "params": {"n_estimators": 30}}
     # The third run asks for a +5000 % move: no row is labelled positive, so it fails after loading data.

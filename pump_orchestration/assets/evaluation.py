@@ -11,10 +11,10 @@ import pandas as pd
 from pydantic import Field
 
 from pump_orchestration.assets.metadata import check_results, check_specs, checks_record, metric_values, number
-from pump_orchestration.assets.training import coin_metrics_slice, fitted_model
+from pump_orchestration.assets.training import fitted_model
 from pump_orchestration.partitions import window_asset
 from pump_orchestration.progress import report_progress
-from pump_orchestration.resources import ModelStoreResource, TrainingRequestResource, WarehouseResource
+from pump_orchestration.resources import ModelStoreResource, WarehouseResource
 
 # Test reports evaluate models trained on other days: lineage to every fitted_model partition.
 _ANY_MODEL = dg.AssetDep(fitted_model, partition_mapping=dg.AllPartitionMapping())
