@@ -32,9 +32,15 @@ class TrainedModel:
             "train_end": self.train_end.isoformat(),
         }
 
+    def failed_gates(self) -> list[str]:
+        """Descriptions of the blocking quality gates this model failed (empty = usable)."""
+        return [f"{name}: {check['description']}" for name, check in self.quality_checks.items()
+                if check["blocking"] and not check["passed"]]
+
     def ml_models_values(self, model_file_path: str, model_sha256: str) -> dict:
-        """Column values of the ``ml_models`` row for this model (status READY)."""
+        """Column values of the ``ml_models`` row: READY, or FAILED with the reason when a blocking gate failed."""
         req, res = self.request, self.result
+        failed = self.failed_gates()
         label = req.label_spec
         metrics = res.metrics
         params = {
@@ -63,7 +69,8 @@ class TrainedModel:
         return {
             "name": req.name,
             "model_type": req.model_type,
-            "status": "READY",
+            "status": "FAILED" if failed else "READY",
+            "error_msg": ("blocking quality check failed: " + "; ".join(failed)) if failed else None,
             "target_variable": label.target_var,
             "target_operator": label.operator,
             "target_value": label.value,

@@ -203,7 +203,7 @@ def test_stale_intermediate_from_another_request_is_refused(market):
 
 
 def test_failed_blocking_quality_check_fails_the_run_and_is_stored_with_the_model(market, monkeypatch):
-    """A model that does not beat the majority baseline fails the run; its row records the failed gate."""
+    """A model that does not beat the majority baseline fails the run and is stored FAILED with the reason."""
     import pump_orchestration.ml.quality as quality
 
     monkeypatch.setattr(quality, "BASELINE_ROC_AUC", 0.999)
@@ -215,3 +215,6 @@ def test_failed_blocking_quality_check_fails_the_run_and_is_stored_with_the_mode
     [row] = model_rows(market)
     assert row["params"]["_checks"]["beats_majority_baseline"] == {
         "passed": False, "blocking": True, "description": checks["beats_majority_baseline"].description}
+    # A failed run leaves the model FAILED with the reason, never READY.
+    assert row["status"] == "FAILED"
+    assert row["error_msg"].startswith("blocking quality check failed: beats_majority_baseline: ROC-AUC")
