@@ -1,4 +1,6 @@
 """Partitions: one daily training window per key; a run over a key range trains on the whole range."""
+import warnings
+
 import dagster as dg
 
 from pump_orchestration import settings
@@ -10,4 +12,11 @@ training_days = dg.DailyPartitionsDefinition(start_date=settings.partitions_star
 
 def window_asset(**kwargs):
     """``@dg.asset`` on the daily windows; a run over a key range executes once over the whole range."""
-    return dg.asset(partitions_def=training_days, backfill_policy=dg.BackfillPolicy.single_run(), **kwargs)
+
+    def decorate(fn):
+        # Dagster 1.13 labels backfill_policy beta and would warn at every import of the code location.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*backfill_policy.*", category=dg.BetaWarning)
+            return dg.asset(partitions_def=training_days, backfill_policy=dg.BackfillPolicy.single_run(), **kwargs)(fn)
+
+    return decorate

@@ -37,7 +37,7 @@ untagged_job = dg.define_asset_job("test_model_job", selection=[tiny_model], exe
 def _run(instance, job, warehouse: WarehouseResource, partition: str | None = None, **request) -> str:
     defs = dg.Definitions(assets=[tiny_model], jobs=[job],
                           resources={"warehouse": warehouse, "training_request": TinyRequest.configure_at_launch()})
-    result = defs.get_job_def(job.name).execute_in_process(
+    result = defs.resolve_job_def(job.name).execute_in_process(
         instance=instance, raise_on_error=False, tags={"dagster/partition": partition} if partition else None,
         run_config={"resources": {"training_request": {"config": request}}},
     )
@@ -105,7 +105,7 @@ def test_sensor_sees_runs_not_started_yet_as_pending(warehouse):
     with dg.instance_for_test() as instance:
         defs = dg.Definitions(assets=[tiny_model], jobs=[tiny_train_job],
                               resources={"warehouse": warehouse, "training_request": TinyRequest(name="q")})
-        run = instance.create_run_for_job(defs.get_job_def("train_model_job"), tags=ML_QUEUE_TAGS,
+        run = instance.create_run_for_job(defs.resolve_job_def("train_model_job"), tags=ML_QUEUE_TAGS,
                                           status=dg.DagsterRunStatus.NOT_STARTED)
         _tick(instance, warehouse)
     row = _row(warehouse, run.run_id)
