@@ -54,21 +54,21 @@ class UtcDateTime(sa.TypeDecorator):
     impl = sa.DateTime(timezone=True)
     cache_ok = True
 
-    def process_bind_param(self, value, dialect):
-        """Normalise a datetime to aware UTC (naive = UTC)."""
+    @staticmethod
+    def _as_utc(value):
         if value is None:
             return None
         if value.tzinfo is None:
             return value.replace(tzinfo=dt.timezone.utc)
         return value.astimezone(dt.timezone.utc)
 
+    def process_bind_param(self, value, dialect):
+        """Normalise a datetime to aware UTC (naive = UTC)."""
+        return self._as_utc(value)
+
     def process_result_value(self, value, dialect):
         """Return aware UTC whatever the driver handed back."""
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=dt.timezone.utc)
-        return value.astimezone(dt.timezone.utc)
+        return self._as_utc(value)
 
 
 # SQLite only autoincrements an INTEGER PRIMARY KEY; PostgreSQL gets BIGSERIAL.

@@ -8,7 +8,7 @@ from pump_orchestration.definitions import defs
 from pump_orchestration.ml.evaluation import choose_winner
 from pump_orchestration.warehouse import repository
 from pump_orchestration.warehouse.coin_metrics import write_coin_metrics
-from pump_orchestration_tests.assets.test_training import DAY, failure_text, model_rows, train
+from pump_orchestration_tests.assets.test_training import DAY, failure_text, model_rows, point_code_location_at, train
 from pump_orchestration_tests.assets.test_training import REQUEST as BASE_REQUEST
 
 # Synthetic pumps dump within minutes, so "rises within the horizon" is the learnable target here.
@@ -30,8 +30,7 @@ def market(warehouse_engine, tmp_path, monkeypatch):
     """10 hours of synthetic coin_metrics with planted pumps; env points the code location at them."""
     metrics, _ = generate_coin_metrics(n_coins=220, start=f"{DAY}T00:00:00Z", hours=10, seed=7)
     write_coin_metrics(warehouse_engine, metrics)
-    monkeypatch.setenv("DB_DSN", warehouse_engine.url.render_as_string(hide_password=False))
-    monkeypatch.setenv("PUMP_DATA_DIR", str(tmp_path / "data"))
+    point_code_location_at(warehouse_engine, tmp_path, monkeypatch)
     return warehouse_engine
 
 

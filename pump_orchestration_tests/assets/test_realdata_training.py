@@ -8,6 +8,7 @@ from pump_orchestration.data.ingest import ingest_trades
 from pump_orchestration.definitions import defs
 from pump_orchestration.ml.model_store import ModelStore
 from pump_orchestration.warehouse import repository
+from pump_orchestration_tests.assets.test_training import point_code_location_at
 
 TRADES_CSV = Path(__file__).resolve().parents[2].parent / "shared" / "realdata" / "pumpfun_trades" / "trades_data.csv"
 
@@ -18,8 +19,7 @@ def test_import_real_trades_and_train(warehouse_engine, tmp_path, monkeypatch):
         pytest.skip(f"real trades absent: {TRADES_CSV} (../shared/realdata is not shipped with the project)")
     summary = ingest_trades(warehouse_engine, TRADES_CSV, interval_seconds=5)
     assert summary["coins"] == 5 and summary["rows_written"] == summary["rows"] > 10_000
-    monkeypatch.setenv("DB_DSN", warehouse_engine.url.render_as_string(hide_password=False))
-    monkeypatch.setenv("PUMP_DATA_DIR", str(tmp_path / "data"))
+    point_code_location_at(warehouse_engine, tmp_path, monkeypatch)
 
     request = {"name": "real_rf", "model_type": "random_forest", "target_var": "price_close",
                "future_minutes": 5, "min_percent_change": 10.0, "direction": "up", "label_mode": "within",

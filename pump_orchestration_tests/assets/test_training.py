@@ -19,13 +19,18 @@ REQUEST = {
 }
 
 
+def point_code_location_at(engine, tmp_path, monkeypatch) -> None:
+    """Make the code location use ``engine`` as its warehouse and ``tmp_path/data`` for caches and models."""
+    monkeypatch.setenv("DB_DSN", engine.url.render_as_string(hide_password=False))
+    monkeypatch.setenv("PUMP_DATA_DIR", str(tmp_path / "data"))
+
+
 @pytest.fixture
 def market(warehouse_engine, tmp_path, monkeypatch):
     """A warehouse with 6 hours of synthetic coin_metrics; env points the code location at it."""
     metrics, pumps = generate_coin_metrics(n_coins=90, start=f"{DAY}T00:00:00Z", hours=6, seed=11)
     write_coin_metrics(warehouse_engine, metrics)
-    monkeypatch.setenv("DB_DSN", warehouse_engine.url.render_as_string(hide_password=False))
-    monkeypatch.setenv("PUMP_DATA_DIR", str(tmp_path / "data"))
+    point_code_location_at(warehouse_engine, tmp_path, monkeypatch)
     return warehouse_engine
 
 
@@ -84,8 +89,7 @@ def test_train_model_job_writes_model_row_and_verified_artifact(market, tmp_path
 def test_a_range_of_days_is_one_model_and_days_are_cached_separately(warehouse_engine, tmp_path, monkeypatch):
     metrics, _ = generate_coin_metrics(n_coins=120, start=f"{DAY}T20:00:00Z", hours=8, seed=11)
     write_coin_metrics(warehouse_engine, metrics)
-    monkeypatch.setenv("DB_DSN", warehouse_engine.url.render_as_string(hide_password=False))
-    monkeypatch.setenv("PUMP_DATA_DIR", str(tmp_path / "data"))
+    point_code_location_at(warehouse_engine, tmp_path, monkeypatch)
     result = train(REQUEST, partition=None, tags={"dagster/asset_partition_range_start": DAY,
                                                   "dagster/asset_partition_range_end": "2025-09-02"})
     assert result.success, failure_text(result)
@@ -150,8 +154,7 @@ def test_all_nan_feature_and_missing_optional_columns(warehouse_engine, tmp_path
     # The tracker never filled unique_wallets, and it does not write whale volumes at all.
     metrics["unique_wallets"] = None
     write_coin_metrics(warehouse_engine, metrics.drop(columns=["whale_buy_volume_sol", "whale_sell_volume_sol"]))
-    monkeypatch.setenv("DB_DSN", warehouse_engine.url.render_as_string(hide_password=False))
-    monkeypatch.setenv("PUMP_DATA_DIR", str(tmp_path / "data"))
+    point_code_location_at(warehouse_engine, tmp_path, monkeypatch)
 
     result = train({**REQUEST, "features": ["volume_sol", "unique_wallets"]})
     assert not result.success
@@ -168,8 +171,7 @@ def test_all_nan_feature_and_missing_optional_columns(warehouse_engine, tmp_path
 
 def test_failed_row_insert_removes_the_artifact(warehouse_engine, tmp_path, monkeypatch):
     """The IO manager writes the artifact first; if the row cannot be written the artifact goes too."""
-    monkeypatch.setenv("DB_DSN", warehouse_engine.url.render_as_string(hide_password=False))
-    monkeypatch.setenv("PUMP_DATA_DIR", str(tmp_path / "data"))
+    point_code_location_at(warehouse_engine, tmp_path, monkeypatch)
     metrics, _ = generate_coin_metrics(n_coins=90, start=f"{DAY}T00:00:00Z", hours=6, seed=11)
     write_coin_metrics(warehouse_engine, metrics)
     # A trigger-free way to make the insert fail after validation: a row with the same name appears meanwhile.
