@@ -3,17 +3,20 @@
 A report, not a threshold to tune to. For each event file in ``../shared/realdata/lamorgia_pumps/``
 (``<SYMBOL>_<date>_<HHMM>.csv``, pump start in the name) the raw trades become candles
 (``exchange_trades_to_candles``), each event being its own "coin" (mint = file stem) so labels and
-features never mix events. Labels and features come from the project's own code (``make_labels``,
-``build_feature_matrix``, ``select_rows``) on each event's whole file, then rows within ``--days`` of
-the pump start are kept. Five rounds: ``train_classifier`` (purged TimeSeriesSplit CV, SMOTE) on four
-events, prediction on the fifth. Per test event and pooled: row-level precision / recall / F1, the
-lead time before the price peak, and false alerts per day away from the pump.
+features never mix events. Each event's window is ``--days`` either side of the pump start. The
+rows come from the functions the training assets call (``ml/pipeline.py``): ``label_frame`` labels
+the candles before the window end, ``feature_frame`` builds the engineered features and keeps the
+window's labelled rows with finite inputs. Five rounds: ``fit_request`` (purged TimeSeriesSplit CV,
+SMOTE) on four events, then ``ml.evaluation.score_rows`` (the code of the model-test assets) on the
+fifth. Per test event and pooled: row-level precision / recall / F1, the lead time before the price
+peak, and false alerts per day away from the pump.
 
     python benchmarks/lamorgia_report.py [--interval 25] [--days 2] [--model-type random_forest]
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from dataclasses import dataclass
@@ -22,21 +25,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from pump_orchestration.data.exchange_trades import (  # noqa: E402
+from pump_orchestration.data.exchange_trades import (
     exchange_trades_to_candles,
     pump_time_from_filename,
     read_exchange_trades,
 )
-from pump_orchestration.ml.dataset import LabelledInputs, build_feature_matrix, make_labels, select_rows  # noqa: E402
-from pump_orchestration.ml.metrics import classification_metrics  # noqa: E402
-from pump_orchestration.ml.models import MODEL_TYPES  # noqa: E402
-from pump_orchestration.ml.request import FeatureSpec, LabelSpec  # noqa: E402
-from pump_orchestration.ml.training import predict_proba_positive, train_classifier  # noqa: E402
+from pump_orchestration.ml.dataset import FUTURE_CHANGE, LABEL
+from pump_orchestration.ml.evaluation import ModelUnderTest, ScoredRows, score_rows
+from pump_orchestration.ml.metrics import classification_metrics
+from pump_orchestration.ml.pipeline import feature_frame, fit_request, label_frame
+from pump_orchestration.ml.request import TrainingRequest
+from pump_orchestration.vocabulary import MODEL_TYPES
 
+ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = ROOT.parent / "shared" / "realdata" / "lamorgia_pumps"
 
 # Volumes and trade counts, but no price levels: each event's coin trades at its own price
@@ -54,69 +55,70 @@ PAPER = {"precision": 0.937, "recall": 0.913, "f1": 0.918}
 
 @dataclass
 class Event:
-    """One pump: its candles' selected rows and the times the report measures against."""
+    """One pump: its candles, its window's model inputs and the times the report measures against."""
 
     name: str
     pump: pd.Timestamp
+    start: pd.Timestamp  # window [start, end) = pump start -+ --days
+    end: pd.Timestamp
     peak: pd.Timestamp
     peak_gain_pct: float
-    rows: LabelledInputs
+    candles: pd.DataFrame  # the event's raw candles (what score_rows tests on)
+    rows: pd.DataFrame  # feature_frame output: feature columns, LABEL, FUTURE_CHANGE, timestamp, mint
 
 
-def load_events(files: list[Path], interval: float, days: float, label: LabelSpec,
-                features: FeatureSpec) -> tuple[list[Event], dict[str, str]]:
-    """Candles of every file as one frame (mint = file stem), labelled and featured per event."""
-    frames, pumps = [], {}
-    for path in files:
-        frames.append(exchange_trades_to_candles(read_exchange_trades(path), interval, mint=path.stem))
-        pumps[path.stem] = pump_time_from_filename(path)
-    candles = pd.concat(frames, ignore_index=True)
-    labels, change = make_labels(candles, label)
-    X, skipped = build_feature_matrix(candles, features)
+def load_events(files: list[Path], interval: float, days: float,
+                request: TrainingRequest) -> tuple[list[Event], list[str], dict[str, str]]:
+    """Each file's candles (mint = file stem), labelled and featured by the pipeline on its own window.
+
+    Returns the events, the feature names and the features the data cannot produce (with reasons).
+    """
     span = pd.Timedelta(days=days)
-    events = []
-    for name, pump in pumps.items():
-        mine = candles["mint"] == name
-        rows = select_rows(X[mine], labels[mine], candles[mine], start=pump - span, end=pump + span,
-                           future_change=change[mine])
-        after = candles[mine & (candles["timestamp"] >= pump) & (candles["timestamp"] < pump + PEAK_SEARCH)]
-        before = candles[mine & (candles["timestamp"] < pump)]
+    events, feature_names, skipped = [], [], {}
+    for path in files:
+        candles = exchange_trades_to_candles(read_exchange_trades(path), interval, mint=path.stem)
+        pump = pump_time_from_filename(path)
+        start, end = pump - span, pump + span
+        labelled = label_frame(candles, request, end)
+        rows, feature_names, skipped, _ = feature_frame(labelled, request, start, end)
+        after = candles[(candles["timestamp"] >= pump) & (candles["timestamp"] < pump + PEAK_SEARCH)]
+        before = candles[candles["timestamp"] < pump]
         peak = after["price_close"].idxmax()
         gain = (after.at[peak, "price_close"] / before["price_close"].iloc[-1] - 1) * 100
-        events.append(Event(name, pump, after.at[peak, "timestamp"], float(gain), rows))
-    return events, skipped
+        events.append(Event(path.stem, pump, start, end, after.at[peak, "timestamp"], float(gain), candles, rows))
+    return events, feature_names, skipped
 
 
-def lead_minutes(event: Event, predicted: pd.Series) -> float | None:
+def lead_minutes(event: Event, scored: ScoredRows) -> float | None:
     """Minutes from the first alert in the hour before the peak to the peak.
 
     Negative when the first alert near the peak comes after it (within the hour after);
     None without any alert within an hour of the peak. Times are candle starts.
     """
-    ts = event.rows.timestamps
-    alerts = ts[predicted.to_numpy() == 1]
+    ts = scored.timestamps
+    alerts = ts[scored.y_pred == 1]
     before = alerts[(alerts >= event.peak - LEAD_SEARCH) & (alerts <= event.peak)]
     after = alerts[(alerts > event.peak) & (alerts <= event.peak + LEAD_SEARCH)]
     first = before.min() if len(before) else after.min() if len(after) else None
     return None if first is None else (event.peak - first) / pd.Timedelta(minutes=1)
 
 
-def minutes_to_first_alert(event: Event, predicted: pd.Series) -> float | None:
+def minutes_to_first_alert(event: Event, scored: ScoredRows) -> float | None:
     """Minutes from the pump start to the first alert at or after it (None without one within the hour)."""
-    ts = event.rows.timestamps
-    alerts = ts[(predicted.to_numpy() == 1) & ((ts >= event.pump) & (ts < event.pump + PEAK_SEARCH)).to_numpy()]
+    ts = scored.timestamps
+    alerts = ts[(scored.y_pred == 1) & ((ts >= event.pump) & (ts < event.pump + PEAK_SEARCH)).to_numpy()]
     return None if alerts.empty else (alerts.min() - event.pump) / pd.Timedelta(minutes=1)
 
 
-def false_alerts(event: Event, predicted: pd.Series, interval: float) -> tuple[int, float]:
+def false_alerts(event: Event, scored: ScoredRows, interval: float) -> tuple[int, float]:
     """(count of false alerts starting more than ``AWAY`` from the pump start, days of candles that far).
 
     An alert is a run of consecutive candles predicted positive (one notification); it is
     false when none of its candles is labelled positive.
     """
-    pred = predicted.to_numpy() == 1
-    y = event.rows.y.to_numpy() == 1
-    ts = event.rows.timestamps
+    pred = scored.y_pred == 1
+    y = scored.y_true == 1
+    ts = scored.timestamps
     away_days = ((ts - event.pump).abs() > AWAY).sum() * interval / 86_400
     if not pred.any():
         return 0, away_days
@@ -154,15 +156,19 @@ def main(argv: list[str] | None = None) -> int:
     # +5 % is below every peak yet rarely reached in 5 min away from the pumps, 5 min spans the
     # start-to-peak climb of all five, and "within" takes the peak (with "end" the price at t+5 min
     # is often back below the threshold after the dump).
-    label = LabelSpec("price_close", time_based=True, future_minutes=args.future_minutes,
-                      min_percent_change=args.min_change, direction="up", mode=args.label_mode)
-    features = FeatureSpec(base_features=BASE_FEATURES, use_engineered=True, windows=WINDOWS)
+    request = TrainingRequest(
+        name="lamorgia", model_type=args.model_type, target_var="price_close", features=BASE_FEATURES,
+        use_time_based_prediction=True, future_minutes=args.future_minutes, min_percent_change=args.min_change,
+        direction="up", label_mode=args.label_mode, use_engineered_features=True,
+        feature_engineering_windows=WINDOWS, use_smote=True, use_timeseries_split=True, cv_splits=args.cv_splits,
+        random_state=args.seed,
+    )
     started = time.perf_counter()
-    events, skipped = load_events(files, args.interval, args.days, label, features)
+    events, feature_names, skipped = load_events(files, args.interval, args.days, request)
     print(f"{len(events)} events, {args.interval:g}-s candles, +-{args.days:g} days around each pump; label: "
           f"price_close +{args.min_change:g} % {args.label_mode} {args.future_minutes:g} min; "
           f"{args.model_type}, {args.cv_splits}-fold purged TimeSeriesSplit CV on the 4 training events, SMOTE on")
-    print(f"features: {events[0].rows.X.shape[1]} ({', '.join(BASE_FEATURES)} + engineered, windows "
+    print(f"features: {len(feature_names)} ({', '.join(BASE_FEATURES)} + engineered, windows "
           f"{'/'.join(map(str, WINDOWS))} min); skipped (no such data on an exchange): {', '.join(sorted(skipped))}")
 
     table, pooled = [], {"y": [], "pred": [], "proba": []}
@@ -170,34 +176,35 @@ def main(argv: list[str] | None = None) -> int:
     for number, test in enumerate(events, start=1):
         print(f"round {number}/{len(events)}: testing on {test.name}", file=sys.stderr, flush=True)
         train = [e for e in events if e is not test]
-        X = pd.concat([e.rows.X for e in train])
-        result = train_classifier(
-            X, pd.concat([e.rows.y for e in train]), pd.concat([e.rows.timestamps for e in train]),
-            model_type=args.model_type, use_smote=True, use_timeseries_split=True, cv_splits=args.cv_splits,
-            horizon=label.horizon, random_state=args.seed,
+        rows = pd.concat([e.rows for e in train], ignore_index=True)
+        # No warehouse here: params={} means the model type's code defaults (DEFAULT_MODEL_PARAMS,
+        # which also seed ref_model_types).
+        trained = fit_request(
+            rows[feature_names], rows[LABEL], rows["timestamp"], rows[FUTURE_CHANGE],
+            dataclasses.replace(request, name=f"lamorgia_without_{test.name}"), params={},
+            train_start=min(e.start for e in train), train_end=max(e.end for e in train),
         )
+        del rows
+        result = trained.result
         final_end = pd.Timestamp(result.split["train_end_ts"])
         pumps_seen = sum(e.peak <= final_end for e in train)
-        model = result.estimator
-        rows = test.rows
-        pred = pd.Series(model.predict(rows.X[result.feature_names]), index=rows.X.index)
-        proba = predict_proba_positive(model, rows.X[result.feature_names])
-        m = classification_metrics(rows.y, pred, proba)
-        count, days = false_alerts(test, pred, args.interval)
-        detected = minutes_to_first_alert(test, pred)
+        scored = score_rows(ModelUnderTest.from_trained(trained), test.candles, test.start, test.end)
+        m = classification_metrics(scored.y_true, scored.y_pred, scored.proba)
+        count, days = false_alerts(test, scored, args.interval)
+        detected = minutes_to_first_alert(test, scored)
         peak_after = (test.peak - test.pump) / pd.Timedelta(minutes=1)
         flagged += detected is not None and detected <= peak_after
         n_false, away_days = n_false + count, away_days + days
-        pooled["y"].append(rows.y.to_numpy())
-        pooled["pred"].append(pred.to_numpy())
-        pooled["proba"].append(proba)
+        pooled["y"].append(scored.y_true)
+        pooled["pred"].append(scored.y_pred)
+        pooled["proba"].append(scored.proba)
         table.append({
             "test event": test.name,
-            "rows": len(rows.y), "pos": int(rows.y.sum()),
+            "rows": len(scored.y_true), "pos": int(scored.y_true.sum()),
             "peak %": _fmt(test.peak_gain_pct), "peak at": f"+{peak_after:.1f}",
             "precision": _fmt(m["precision"], ".3f"), "recall": _fmt(m["recall"], ".3f"), "F1": _fmt(m["f1"], ".3f"),
             "ROC AUC": _fmt(m["roc_auc"], ".3f"),
-            "lead min": _fmt(lead_minutes(test, pred), ".2f"),
+            "lead min": _fmt(lead_minutes(test, scored), ".2f"),
             "1st alert at": "-" if detected is None else f"+{detected:.1f}",
             "false alerts/day": _fmt(count / days if days else None, ".2f"),
             "CV F1 (train)": _fmt(result.cv_scores["mean_test_f1"], ".3f"),
@@ -225,7 +232,7 @@ lead min: minutes from the first alert (candle predicted positive) in the hour b
   negative = first alert after the peak, '-' = none within 1 h. An alert long before the start is a false alarm,
   so read it with '1st alert at': minutes from the pump start to the first alert at or after it.
 false alerts/day: runs of consecutive alerts with no positive label, starting > 2 h from the pump start.
-pumps in final fit: train_classifier fits the final model on the training part of its last CV fold, so the
+pumps in final fit: fit_request fits the final model on the training part of its last CV fold, so the
   latest training event's later rows (often including its pump) are its internal test part only.
 Not directly comparable with the paper: it classifies 25-s chunks around known pump times with rush-order
   features under 5-fold CV over those chunks; here every candle of +-{args.days:g} days is labelled by a future

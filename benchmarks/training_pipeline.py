@@ -1,14 +1,14 @@
 """Benchmark of the training pipeline on synthetic ``coin_metrics`` in a throwaway PostgreSQL.
 
 Generates ``--rows`` rows with the synthetic generator, writes them to a fresh PostgreSQL cluster
-(started from the local server binaries), then runs the training chain exactly as the Dagster
-assets do (``pump_orchestration/assets/training.py``) but without Dagster and without the parquet
-caches between assets:
+(started from the local server binaries by ``pump_orchestration.testing.postgres``), then runs the
+training chain with the same functions the Dagster assets call, but without Dagster and without the
+parquet caches between assets:
 
-    load_coin_metrics(window + look-back)  -> coin_metrics_slice
-    make_labels (rows < window end)        -> labelled_dataset
-    build_feature_matrix + select_rows     -> engineered_features
-    train_classifier (TimeSeriesSplit CV, SMOTE, final fit, evaluation) -> fitted_model
+    load_coin_metrics(window - look-back, window end)      -> coin_metrics_slice
+    ml.pipeline.label_frame (rows < window end)            -> labelled_dataset
+    ml.pipeline.feature_frame (features + row selection)   -> engineered_features
+    ml.pipeline.fit_request (purged TimeSeriesSplit CV, SMOTE, final fit, evaluation) -> fitted_model
 
 and prints time and peak memory per stage, PostgreSQL load rows/s, rows loaded vs rows written
 (there is no row cap), the ratio (everything but model fitting) / (model fitting), and a
@@ -34,14 +34,9 @@ import sys
 import threading
 import time
 from contextlib import contextmanager
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 #: Average rows per coin of the synthetic generator (short-lived coins: ~138 rows each).
 ROWS_PER_COIN = 138
@@ -290,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--phases", default="", help="comma list of phase ids to train on (default: all)")
     parser.add_argument("--stages", default=",".join(STAGES), help=f"subset of {','.join(STAGES)}")
     parser.add_argument("--n-jobs", type=int, default=None,
-                        help="n_jobs passed to train_classifier (default: none, as the fitted_model asset does)")
+                        help="n_jobs passed to fit_request (default: none = every core, as the fitted_model asset does)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch-coins", type=int, default=2000, help="coins per generated/written batch")
     parser.add_argument("--baseline-rf", action="store_true",
@@ -321,13 +316,13 @@ def main(argv: list[str] | None = None) -> int:
     import sqlalchemy as sa
 
     from pump_orchestration import settings
-    from pump_orchestration.ml.dataset import FUTURE_CHANGE, LABEL, build_feature_matrix, make_labels, select_rows
-    from pump_orchestration.ml.request import TrainingRequest
-    from pump_orchestration.ml.training import train_classifier
+    from pump_orchestration.ml.dataset import FUTURE_CHANGE, LABEL
+    from pump_orchestration.ml.pipeline import feature_frame, fit_request, label_frame
+    from pump_orchestration.ml.request import TrainingRequest, resolve_window
+    from pump_orchestration.testing.postgres import start_postgres
     from pump_orchestration.warehouse import repository
     from pump_orchestration.warehouse.coin_metrics import load_coin_metrics
     from pump_orchestration.warehouse.db import init_schema, make_engine
-    from pump_orchestration_tests.postgres import start_postgres
 
     request = TrainingRequest(
         name="benchmark", model_type=args.model_type, target_var="price_close", features=BASE_FEATURES,
@@ -338,6 +333,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     window_start = DATA_START.floor("D")
     window_end = window_start + pd.Timedelta(days=days)
+    # The training window inside the selected days, as the labelled_dataset asset resolves it.
+    train_start, train_end = resolve_window(request, window_start, window_end)
     lookback = settings.feature_lookback_minutes()
 
     print(f"# training pipeline benchmark: target {args.rows:,} rows = {n_coins:,} coins over {hours:g} h; "
@@ -375,9 +372,9 @@ def main(argv: list[str] | None = None) -> int:
               f"data {info['first_ts']} .. {info['last_ts']}; table+indexes {table_bytes / 2**20:,.0f} MiB", flush=True)
         rss_before_pipeline = rss_kb()
 
-        # --- pipeline, as the assets do it ---
+        # --- pipeline: the functions the assets call ---
         print("## pipeline", flush=True)
-        result = inputs = None
+        result = ef = None
         with rec.stage("load (coin_metrics_slice)", "prep") as r:
             slice_df = load_coin_metrics(engine, load_start, window_end)
         rows_loaded = len(slice_df)
@@ -387,51 +384,37 @@ def main(argv: list[str] | None = None) -> int:
 
         if "labels" in stages:
             with rec.stage("labels (labelled_dataset)", "prep") as r:
-                df = slice_df[slice_df["timestamp"] < window_end].copy()
-                labels, change = make_labels(df, request.label_spec)
-                df[LABEL] = labels
-                df[FUTURE_CHANGE] = change if change is not None else float("nan")
+                labelled = label_frame(slice_df, request, train_end)
             del slice_df
-            in_window = df["timestamp"] >= window_start
-            r["note"] = (f"{int(df.loc[in_window, LABEL].notna().sum()):,} labelled, "
-                         f"{int((df.loc[in_window, LABEL] == 1).sum()):,} positive")
+            in_window = labelled["timestamp"] >= train_start
+            r["note"] = (f"{int(labelled.loc[in_window, LABEL].notna().sum()):,} labelled, "
+                         f"{int((labelled.loc[in_window, LABEL] == 1).sum()):,} positive")
             print(f"  labels in {r['seconds']:.1f}s: {r['note']}", flush=True)
 
         if "features" in stages:
-            with rec.stage("features (build_feature_matrix)", "prep") as r:
-                X, skipped = build_feature_matrix(df, request.feature_spec)
-            r["note"] = f"{X.shape[1]} columns x {len(X):,} rows"
+            with rec.stage("features (engineered_features)", "prep") as r:
+                ef, feature_names, skipped, stats = feature_frame(labelled, request, train_start, train_end)
+            del labelled
+            r["note"] = (f"{len(feature_names)} features x {len(ef):,} rows used of {stats['rows_in_window']:,} "
+                         f"in window ({stats['rows_unlabelled']:,} unlabelled, "
+                         f"{stats['rows_dropped_non_finite']:,} dropped non-finite)")
             print(f"  features in {r['seconds']:.1f}s: {r['note']}", flush=True)
-            with rec.stage("select_rows + frame (engineered_features)", "prep") as r:
-                inputs = select_rows(X, df[LABEL], df, start=window_start, end=window_end, phases=request.phases,
-                                     future_change=df[FUTURE_CHANGE])
-                out = inputs.X.copy()
-                out[LABEL] = inputs.y
-                out[FUTURE_CHANGE] = inputs.future_change_pct
-                out["timestamp"] = inputs.timestamps
-                out["mint"] = inputs.mints
-                out = out.reset_index(drop=True)
-                feature_names = list(inputs.X.columns)
-            r["note"] = f"{len(out):,} rows used ({inputs.stats['rows_dropped_non_finite']:,} dropped non-finite)"
-            print(f"  select in {r['seconds']:.1f}s: {r['note']}", flush=True)
-            del X, df
 
         with engine.connect() as conn:
             defaults = repository.get_model_type_defaults(conn, request.model_type)
         if "fit" in stages:
-            with rec.stage("train_classifier (fitted_model)", "train") as r:
-                result = train_classifier(
-                    out[feature_names], out[LABEL], out["timestamp"], model_type=request.model_type,
-                    params={**defaults, **request.params}, use_smote=request.use_smote,
-                    use_timeseries_split=request.use_timeseries_split, cv_splits=request.cv_splits,
-                    horizon=request.label_spec.horizon, future_change_pct=out[FUTURE_CHANGE],
-                    direction=request.direction, fee_pct=request.fee_pct, random_state=request.random_state,
-                    n_jobs=args.n_jobs,
+            with rec.stage("fit_request (fitted_model)", "train") as r:
+                trained = fit_request(
+                    ef[feature_names], ef[LABEL], ef["timestamp"], ef[FUTURE_CHANGE], request,
+                    params={**defaults, **request.params}, train_start=train_start, train_end=train_end,
+                    dataset_stats=stats, skipped_features=skipped, n_jobs=args.n_jobs,
                 )
+            result = trained.result
+            fit_stage_s = r["seconds"]
             t = result.timings
             r["note"] = (f"cv {t['cv_seconds']:.1f}s + final fit {t['fit_seconds']:.1f}s; test f1 "
                          f"{result.metrics['f1']:.3f}, roc_auc {result.metrics['roc_auc']:.3f}")
-            print(f"  train_classifier in {r['seconds']:.1f}s: {r['note']}", flush=True)
+            print(f"  fit_request in {r['seconds']:.1f}s: {r['note']}", flush=True)
 
         peak_pipeline = maxrss_kb()
 
@@ -444,13 +427,13 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {kind}: {probes[-1]['seconds']:.1f}s", flush=True)
 
         rf = None
-        if args.baseline_rf and inputs is not None:
+        if args.baseline_rf and ef is not None:
             print("## random forest: ours vs sklearn defaults on the same matrix", flush=True)
             rf_defaults = defaults if request.model_type == "random_forest" else None
             if rf_defaults is None:
                 with engine.connect() as conn:
                     rf_defaults = repository.get_model_type_defaults(conn, "random_forest")
-            rf = rf_head_to_head(out[feature_names], out[LABEL], out["timestamp"], rf_defaults, args.rf_budget)
+            rf = rf_head_to_head(ef[feature_names], ef[LABEL], ef["timestamp"], rf_defaults, args.rf_budget)
 
         # --- report ---
         print("\n## results")
@@ -469,15 +452,15 @@ def main(argv: list[str] | None = None) -> int:
         if result is not None:
             t = result.timings
             fitting = t["cv_seconds"] + t["fit_seconds"]
-            checks = t["total_seconds"] - fitting
+            checks = fit_stage_s - fitting
             non_fit = prep + checks
-            print(f"train_classifier: cv (5 folds: SMOTE + fit + score) {t['cv_seconds']:.1f}s, final fit "
+            print(f"fit_request: cv ({request.cv_splits} folds: SMOTE + fit + score) {t['cv_seconds']:.1f}s, final fit "
                   f"{t['fit_seconds']:.1f}s; checks/resampling/eval {checks:.1f}s (resample "
                   f"{t['resample_seconds']:.1f}, predict {t['predict_seconds']:.1f}, evaluate {t['evaluate_seconds']:.1f})")
-            print(f"RATIO (load+labels+features+select+checks) / (model fitting) = {non_fit:.1f}s / {fitting:.1f}s "
+            print(f"RATIO (load+labels+features+checks) / (model fitting) = {non_fit:.1f}s / {fitting:.1f}s "
                   f"= {non_fit / fitting:.3f}")
         else:
-            print(f"(no fitting stage) load+labels+features+select = {prep:.1f}s")
+            print(f"(no fitting stage) {'+'.join(stages)} = {prep:.1f}s")
         print(f"peak RSS of the pipeline process (ru_maxrss): {mib(peak_pipeline)}; RSS before the pipeline "
               f"{mib(rss_before_pipeline)}; per loaded row {peak_pipeline * 1024 / rows_loaded:,.0f} B "
               f"(above the pre-pipeline RSS: {(peak_pipeline - rss_before_pipeline) * 1024 / rows_loaded:,.0f} B)")

@@ -1,47 +1,28 @@
-"""The one Definitions object of the code location ``pump_orchestration``.
+"""The one Definitions object of the code location ``pump_orchestration``: a table of contents.
 
-Heavy libraries (pandas work, scikit-learn, xgboost) are imported inside asset
-bodies, not here: every run process re-imports this module.
+Each capability lives in its own folder under ``pump_orchestration/defs`` and builds its
+Definitions from the deployment's shared resources (``PUMP_DEPLOYMENT``, see
+``defs/shared/resources.py``). Heavy libraries (pandas work, scikit-learn, xgboost) are imported
+inside asset bodies, not here: every run process re-imports this module.
 """
 import dagster as dg
 
-from pump_orchestration.assets.evaluation import model_comparison, test_report
-from pump_orchestration.assets.training import (
-    coin_metrics,
-    coin_metrics_slice,
-    engineered_features,
-    fitted_model,
-    labelled_dataset,
-)
-from pump_orchestration.assets.walk_forward import walk_forward_evaluation
-from pump_orchestration.io_managers import MlModelsIOManager, MlResultsIOManager, ParquetIOManager
-from pump_orchestration.jobs import (
-    compare_models_job,
-    generate_synthetic_data_job,
-    import_trades_job,
-    test_model_job,
-    train_model_job,
-    walk_forward_job,
-)
-from pump_orchestration.resources import ModelStoreResource, TrainingRequestResource, WarehouseResource
-from pump_orchestration.sensors import ml_jobs_sensor
+from pump_orchestration.defs.data.definitions import data_definitions
+from pump_orchestration.defs.evaluation.definitions import evaluation_definitions
+from pump_orchestration.defs.ml_jobs.definitions import ml_jobs_definitions
+from pump_orchestration.defs.shared.resources import SharedResources, deployment_resources
+from pump_orchestration.defs.training.definitions import training_definitions
 
-warehouse = WarehouseResource()
-model_store = ModelStoreResource()
 
-defs = dg.Definitions(
-    assets=[coin_metrics, coin_metrics_slice, labelled_dataset, engineered_features, fitted_model, test_report,
-            model_comparison, walk_forward_evaluation],
-    jobs=[train_model_job, test_model_job, compare_models_job, walk_forward_job, generate_synthetic_data_job,
-          import_trades_job],
-    sensors=[ml_jobs_sensor],
-    resources={
-        "warehouse": warehouse,
-        "model_store": model_store,
-        "training_request": TrainingRequestResource.configure_at_launch(warehouse=warehouse),
-        "slice_io_manager": ParquetIOManager(split_by_day=True),
-        "dataset_io_manager": ParquetIOManager(),
-        "ml_models_io_manager": MlModelsIOManager(warehouse=warehouse, model_store=model_store),
-        "ml_results_io_manager": MlResultsIOManager(warehouse=warehouse, model_store=model_store),
-    },
-)
+def build_definitions(shared: SharedResources) -> dg.Definitions:
+    """Every capability, built with ``shared`` (a deployment's set, or one a test made)."""
+    return dg.Definitions.merge(
+        data_definitions(shared),          # coin_metrics, its daily slices, data-loading jobs
+        training_definitions(shared),      # labelled dataset → features → fitted model, train_model_job
+        evaluation_definitions(shared),    # test reports, comparisons, walk-forward
+        ml_jobs_definitions(shared),       # the ml_jobs mirror of ML runs
+        # live scoring will be defs/scoring: model activation, the coin_metrics sensor, predictions, webhooks
+    )
+
+
+defs = build_definitions(deployment_resources())

@@ -2,7 +2,8 @@
 
 | variable | default | meaning |
 |---|---|---|
-| ``DB_DSN`` | unset | SQLAlchemy/libpq URL of the PostgreSQL warehouse; unset = embedded SQLite file |
+| ``PUMP_DEPLOYMENT`` | ``local`` | ``local``: embedded SQLite warehouse; ``production``: the PostgreSQL at ``DB_DSN`` |
+| ``DB_DSN`` | unset | SQLAlchemy/libpq URL of the PostgreSQL warehouse; required by (and only read in) ``production`` |
 | ``PUMP_DATA_DIR`` | ``~/.pump_orchestration`` | embedded warehouse, parquet cache and models live here |
 | ``MODEL_STORAGE_PATH`` | ``$PUMP_DATA_DIR/models`` | where model artifacts are written |
 | ``PUMP_PARTITIONS_START`` | ``2025-09-01`` | first day of the daily training-window partitions |
@@ -21,17 +22,51 @@ def data_dir() -> Path:
     return path.resolve()
 
 
-def db_dsn() -> str:
-    """The warehouse URL: ``DB_DSN`` when set, else the embedded SQLite file under ``data_dir()``."""
-    dsn = os.environ.get("DB_DSN", "").strip()
-    if dsn:
-        # libpq-style "postgresql://" is accepted; pin the driver we ship.
-        if dsn.startswith("postgres://"):
-            dsn = "postgresql://" + dsn[len("postgres://"):]
-        if dsn.startswith("postgresql://"):
-            dsn = "postgresql+psycopg2://" + dsn[len("postgresql://"):]
-        return dsn
+DEPLOYMENTS = ("local", "production")
+
+
+class DeploymentError(RuntimeError):
+    """The environment does not describe a usable deployment (raised when the code location starts)."""
+
+
+def deployment() -> str:
+    """``PUMP_DEPLOYMENT``: ``local`` (default) or ``production``."""
+    name = os.environ.get("PUMP_DEPLOYMENT", "").strip() or "local"
+    if name not in DEPLOYMENTS:
+        raise DeploymentError(f"PUMP_DEPLOYMENT: {name!r} is unknown; allowed: {', '.join(DEPLOYMENTS)}")
+    return name
+
+
+def embedded_dsn() -> str:
+    """The embedded SQLite warehouse under ``data_dir()``."""
     return f"sqlite:///{data_dir() / 'warehouse.sqlite'}"
+
+
+def normalise_dsn(dsn: str) -> str:
+    """A libpq-style ``postgres(ql)://`` URL with the driver we ship; other URLs unchanged."""
+    dsn = dsn.strip()
+    for prefix in ("postgres://", "postgresql://"):
+        if dsn.startswith(prefix):
+            return "postgresql+psycopg2://" + dsn[len(prefix):]
+    return dsn
+
+
+def db_dsn() -> str:
+    """The deployment's warehouse URL: the embedded SQLite file (local) or ``DB_DSN`` (production).
+
+    Never falls back silently: production without ``DB_DSN``, or ``DB_DSN`` set in a local
+    deployment (where it would be ignored), raise ``DeploymentError`` saying what to set.
+    """
+    dsn = os.environ.get("DB_DSN", "").strip()
+    if deployment() == "production":
+        if not dsn:
+            raise DeploymentError("DB_DSN: PUMP_DEPLOYMENT=production needs the warehouse URL, "
+                                  "e.g. DB_DSN=postgresql://user:password@host:5432/crypto")
+        return normalise_dsn(dsn)
+    if dsn:
+        raise DeploymentError("DB_DSN is set but PUMP_DEPLOYMENT is local (the embedded SQLite warehouse): "
+                              "set PUMP_DEPLOYMENT=production to use DB_DSN, or unset DB_DSN")
+    return embedded_dsn()
 
 
 def model_storage_path() -> Path:

@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from pump_orchestration.warehouse.db import init_schema, make_engine
-from pump_orchestration_tests.postgres import PostgresServer, PostgresUnavailable, start_postgres
+from pump_orchestration.testing.postgres import PostgresServer, PostgresUnavailable, start_postgres
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from pump_orchestration_tests.dagster_servers import REPO, dagster_home
+from pump_orchestration.testing.dagster_servers import REPO, dagster_home
 
 CLI = str(Path(sys.executable).parent / "pump-orchestration")
 TRADES_CSV = REPO.parent / "shared" / "realdata" / "pumpfun_trades" / "trades_data.csv"

@@ -13,7 +13,7 @@ import requests
 from pump_orchestration.definitions import defs
 from pump_orchestration.ml.model_store import ModelStore
 from pump_orchestration.warehouse import repository
-from pump_orchestration_tests.dagster_servers import REPO, dagster_home, dagster_processes, synthetic_deployment
+from pump_orchestration.testing.dagster_servers import REPO, dagster_home, dagster_processes, synthetic_deployment
 
 LAUNCH = """
 mutation($p: ExecutionParams!) {

@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from pump_orchestration.warehouse.jobs_mirror import get_job
-from pump_orchestration_tests.dagster_servers import dagster_processes, synthetic_deployment
+from pump_orchestration.testing.dagster_servers import dagster_processes, synthetic_deployment
 from pump_orchestration_tests.test_definitions import _launch
 
 RUNS = 'query($ids: [String!]) { runsOrError(filter: {runIds: $ids}) { ... on Runs { results { runId status } } } }'

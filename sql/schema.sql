@@ -151,7 +151,9 @@ CREATE TABLE IF NOT EXISTS ml_comparisons (
 );
 CREATE INDEX IF NOT EXISTS idx_comparisons_models ON ml_comparisons (model_a_id, model_b_id);
 
--- Mirror of Dagster runs (the seeds' job queue), kept so existing SQL dashboards keep working.
+-- Mirror of the Dagster runs of the ML jobs (the original service's job queue), kept so existing SQL
+-- dashboards keep working. job_type: TRAIN, TEST, COMPARE, or WALK_FORWARD (a run that trains and
+-- tests a series of models on consecutive windows).
 CREATE TABLE IF NOT EXISTS ml_jobs (
     id                          BIGSERIAL    PRIMARY KEY,
     job_type                    VARCHAR(20)  NOT NULL,
@@ -188,12 +190,16 @@ CREATE TABLE IF NOT EXISTS ml_jobs (
     started_at                  TIMESTAMP WITH TIME ZONE,
     completed_at                TIMESTAMP WITH TIME ZONE,
     updated_at                  TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT now(),
-    CONSTRAINT chk_jobs_job_type CHECK (job_type IN ('TRAIN', 'TEST', 'COMPARE')),
+    CONSTRAINT chk_jobs_job_type CHECK (job_type IN ('TRAIN', 'TEST', 'COMPARE', 'WALK_FORWARD')),
     CONSTRAINT chk_jobs_status CHECK (status IN ('PENDING', 'RUNNING', 'COMPLETED', 'FAILED', 'CANCELLED')),
     CONSTRAINT chk_jobs_progress CHECK (progress >= 0 AND progress <= 1),
     CONSTRAINT chk_jobs_priority CHECK (priority BETWEEN 1 AND 10)
 );
 CREATE INDEX IF NOT EXISTS idx_jobs_status ON ml_jobs (status, priority, created_at);
+-- A database created before WALK_FORWARD existed gets the current job_type check (idempotent).
+ALTER TABLE ml_jobs DROP CONSTRAINT IF EXISTS chk_jobs_job_type;
+ALTER TABLE ml_jobs ADD CONSTRAINT chk_jobs_job_type
+    CHECK (job_type IN ('TRAIN', 'TEST', 'COMPARE', 'WALK_FORWARD'));
 
 -- ---------------------------------------------------------------- live scoring
 

@@ -26,7 +26,7 @@ from collections.abc import Iterator, Mapping
 import numpy as np
 import pandas as pd
 
-from pump_orchestration.ml.columns import BASE_COLUMNS, DEFAULT_PHASES, KEY_COLUMNS, WHALE_TRADE_SOL
+from pump_orchestration.vocabulary import BASE_COLUMNS, DEFAULT_PHASES, KEY_COLUMNS, WHALE_TRADE_SOL, to_utc
 
 INITIAL_VIRTUAL_SOL = 30.0
 INITIAL_VIRTUAL_TOKENS = 1_073_000_000.0
@@ -187,8 +187,7 @@ def _plan_coins(n_coins: int, start, hours: float, seed: int, pump_share: float)
     lifetime = np.where(is_pump, pump_life, lifetime)
     arrival = np.where(is_pump, np.minimum(arrival, period - pump_life), arrival)
     lifetime = np.minimum(lifetime, period - arrival)
-    start_ts = pd.Timestamp(start)
-    start_ts = start_ts.tz_localize("UTC") if start_ts.tzinfo is None else start_ts.tz_convert("UTC")
+    start_ts = to_utc(start, "start")
     start_ms = start_ts.value // 1_000_000
     return {
         "mint": mint,

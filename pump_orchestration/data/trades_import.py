@@ -33,7 +33,7 @@ from pump_orchestration.data.synthetic import (
     phase_for_age,
     phase_grid,
 )
-from pump_orchestration.ml.columns import WHALE_TRADE_SOL
+from pump_orchestration.vocabulary import WHALE_TRADE_SOL
 
 LAMPORTS_PER_SOL = 1e9
 TOKEN_DECIMALS = 6

@@ -28,6 +28,7 @@ from pump_orchestration.ml.model_store import LoadedModel
 from pump_orchestration.ml.records import TrainedModel
 from pump_orchestration.ml.request import FeatureSpec, LabelSpec
 from pump_orchestration.ml.training import predict_proba_positive
+from pump_orchestration.vocabulary import to_utc
 
 #: A test accuracy more than this below the training accuracy marks the model as overfitted.
 OVERFIT_GAP = 0.10
@@ -50,14 +51,6 @@ _COMPARISON_METRIC_COLUMNS = {
     "roc_auc": "roc_auc", "mcc": "mcc", "fpr": "fpr", "fnr": "fnr", "simulated_profit_pct": "simulated_profit_pct",
 }
 _TRAIN_METRICS = ("accuracy", "f1", "precision", "recall")
-
-
-def _utc(value: Any, name: str) -> pd.Timestamp:
-    """``value`` as a UTC Timestamp; naive values are taken as UTC (SQLite returns naive datetimes)."""
-    ts = pd.Timestamp(value)
-    if pd.isna(ts):
-        raise ValueError(f"{name} is missing")
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
 
 
 def _check_window(start: pd.Timestamp, end: pd.Timestamp) -> None:
@@ -129,8 +122,8 @@ class ModelUnderTest:
             label_spec=label_spec,
             feature_spec=feature_spec,
             phases=tuple(int(p) for p in phases),
-            train_start=_utc(row["train_start"], "train_start"),
-            train_end=_utc(row["train_end"], "train_end"),
+            train_start=to_utc(row["train_start"], "train_start"),
+            train_end=to_utc(row["train_end"], "train_end"),
             train_metrics={m: row.get(f"training_{m}") for m in _TRAIN_METRICS},
             fee_pct=float(request.get("fee_pct", DEFAULT_FEE_PCT)),
         )
@@ -147,8 +140,8 @@ class ModelUnderTest:
             label_spec=request.label_spec,
             feature_spec=request.feature_spec,
             phases=tuple(request.phases),
-            train_start=_utc(trained.train_start, "train_start"),
-            train_end=_utc(trained.train_end, "train_end"),
+            train_start=to_utc(trained.train_start, "train_start"),
+            train_end=to_utc(trained.train_end, "train_end"),
             train_metrics={m: result.metrics[m] for m in _TRAIN_METRICS},
             fee_pct=float(request.fee_pct),
         )
@@ -160,8 +153,8 @@ def overlap_check(train_start, train_end, test_start, test_end) -> tuple[bool, s
     Windows are half-open, so a test window starting exactly at ``train_end`` does
     not overlap. An overlap only warns (metrics may be optimistic); it never blocks.
     """
-    train_start, train_end = _utc(train_start, "train_start"), _utc(train_end, "train_end")
-    test_start, test_end = _utc(test_start, "test_start"), _utc(test_end, "test_end")
+    train_start, train_end = to_utc(train_start, "train_start"), to_utc(train_end, "train_end")
+    test_start, test_end = to_utc(test_start, "test_start"), to_utc(test_end, "test_end")
     _check_window(test_start, test_end)
     overlap = min(train_end, test_end) - max(train_start, test_start)
     if overlap <= pd.Timedelta(0):
@@ -233,7 +226,7 @@ def score_rows(model: ModelUnderTest, frame: pd.DataFrame, start, end, *,
     Raises ``DatasetError`` naming a model feature the data cannot produce, and the
     ``select_rows`` errors (empty window, nothing labelled, all-NaN feature).
     """
-    start, end = _utc(start, "test_start"), _utc(end, "test_end")
+    start, end = to_utc(start, "test_start"), to_utc(end, "test_end")
     _check_window(start, end)
     if not frame.index.is_unique:
         raise ValueError("frame's index has duplicate labels; reset it first")
@@ -308,7 +301,7 @@ def evaluate_model(model: ModelUnderTest, frame: pd.DataFrame, test_start, test_
     the overlap check, the training metrics and their degradation. Values are plain
     Python types; ``test_start``/``test_end`` are UTC Timestamps.
     """
-    start, end = _utc(test_start, "test_start"), _utc(test_end, "test_end")
+    start, end = to_utc(test_start, "test_start"), to_utc(test_end, "test_end")
     return _test_row(model, score_rows(model, frame, start, end, features_cache=features_cache), start, end)
 
 
@@ -425,7 +418,7 @@ def compare_models(a: ModelUnderTest, b: ModelUnderTest, frame: pd.DataFrame, te
     """
     if a is b or (a.model_id is not None and a.model_id == b.model_id):
         raise ValueError("model_a and model_b must differ")
-    start, end = _utc(test_start, "test_start"), _utc(test_end, "test_end")
+    start, end = to_utc(test_start, "test_start"), to_utc(test_end, "test_end")
     cache = {} if features_cache is None else features_cache
     scored_a = score_rows(a, frame, start, end, features_cache=cache)
     scored_b = score_rows(b, frame, start, end, features_cache=cache)

@@ -28,15 +28,7 @@ import numpy as np
 import pandas as pd
 from pandas.api.indexers import BaseIndexer
 
-from pump_orchestration.ml.columns import KEY_COLUMNS
-
-#: Operators accepted by :func:`threshold_labels`.
-OPERATORS = (">", "<", ">=", "<=", "=")
-#: Directions of a time-based target.
-DIRECTIONS = ("up", "down")
-#: How the future value of a time-based target is taken: the value at the end
-#: of the horizon, or the peak (trough for "down") within it.
-LABEL_MODES = ("end", "within")
+from pump_orchestration.vocabulary import DIRECTIONS, KEY_COLUMNS, LABEL_MODES, OPERATORS
 
 _COMPARE = {">": op.gt, "<": op.lt, ">=": op.ge, "<=": op.le, "=": op.eq}
 

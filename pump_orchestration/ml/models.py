@@ -1,23 +1,16 @@
 """The classifier catalogue: model types, default hyper-parameters and estimator construction.
 
-``DEFAULT_PARAMS`` mirrors ``ref_model_types`` (SPEC §2); request params override
-them. Parameter names are the estimator's own (``get_params()``) plus the aliases
-in ``PARAM_ALIASES`` (``hidden_layers`` for the MLP, as in the original service).
+The model types and their defaults are ``vocabulary.DEFAULT_MODEL_PARAMS`` (also seeded into
+``ref_model_types``); request params override them. Parameter names are the estimator's own
+(``get_params()``) plus the aliases in ``PARAM_ALIASES`` (``hidden_layers`` for the MLP, as in the
+original service).
 """
 from __future__ import annotations
 
 import numbers
 from typing import Any
 
-MODEL_TYPES = ("random_forest", "xgboost", "gradient_boosting", "logistic_regression", "neural_network")
-
-DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
-    "random_forest": {"n_estimators": 100, "max_depth": 10, "min_samples_split": 2},
-    "xgboost": {"n_estimators": 100, "max_depth": 6, "learning_rate": 0.1},
-    "gradient_boosting": {"n_estimators": 100, "max_depth": 3, "learning_rate": 0.1},
-    "logistic_regression": {"C": 1.0, "max_iter": 100},
-    "neural_network": {"hidden_layers": [100, 50], "activation": "relu", "max_iter": 200},
-}
+from pump_orchestration.vocabulary import DEFAULT_MODEL_PARAMS, MODEL_TYPES
 
 #: Product-facing parameter name -> the estimator's own name, per model type.
 PARAM_ALIASES: dict[str, dict[str, str]] = {
@@ -116,7 +109,7 @@ def _merge_params(model_type: str, params: dict[str, Any] | None) -> dict[str, A
             if alias in params:
                 raise ValueError(f"params: give either {alias!r} or {own!r}, not both")
             params[alias] = params.pop(own)
-    merged = {**DEFAULT_PARAMS[model_type], **params}
+    merged = {**DEFAULT_MODEL_PARAMS[model_type], **params}
     if model_type == "neural_network":
         merged["hidden_layers"] = _parse_hidden_layers(merged["hidden_layers"])
     return merged
@@ -148,7 +141,7 @@ def _build(model_type: str, params: dict[str, Any] | None, random_state: int, n_
     if model_type == "random_forest":
         # Cost bound for ~1 M training rows: sklearn's default bootstrap draws n rows
         # per tree, so 100 trees of depth 10 take many minutes on 2 cores. We keep
-        # SPEC's n_estimators/max_depth but (a) use every core unless told otherwise and
+        # the default n_estimators/max_depth but (a) use every core unless told otherwise and
         # (b) let each tree see a bootstrap sample of at most RF_BOOTSTRAP_ROWS rows
         # (max_samples as a fraction of the rows being fitted). With ~40 features,
         # 200 k rows per tree still give stable splits; the user may set max_samples.
@@ -181,7 +174,7 @@ def _build(model_type: str, params: dict[str, Any] | None, random_state: int, n_
 
 def build_estimator(model_type: str, params: dict[str, Any] | None = None, random_state: int = 42,
                     n_jobs: int | None = None, n_samples: int | None = None):
-    """An unfitted classifier for ``model_type`` with ``DEFAULT_PARAMS`` overridden by ``params``.
+    """An unfitted classifier for ``model_type`` with ``DEFAULT_MODEL_PARAMS`` overridden by ``params``.
 
     ``random_state``/``n_jobs`` apply unless ``params`` sets them; ``n_jobs=None`` means
     all cores for random_forest and xgboost (the other types run single-threaded).

@@ -46,6 +46,26 @@ def window_inputs(
     )
 
 
+def feature_frame(
+    labelled: pd.DataFrame, request: TrainingRequest, start: pd.Timestamp, end: pd.Timestamp
+) -> tuple[pd.DataFrame, list[str], dict[str, str], dict]:
+    """The model inputs of the labelled rows of [start, end) as one frame, ready for ``fit_request``.
+
+    Columns: the feature names, then ``LABEL``, ``FUTURE_CHANGE``, ``timestamp`` and ``mint``.
+    Returns (frame, feature names, skipped features with their reasons, selection stats).
+    """
+    X, skipped = build_feature_matrix(labelled, request.feature_spec)
+    inputs = window_inputs(labelled, X, request, start, end)
+    del X
+    feature_names = list(inputs.X.columns)
+    out = inputs.X  # already a fresh selection: no second copy of the matrix
+    out[LABEL] = inputs.y
+    out[FUTURE_CHANGE] = inputs.future_change_pct if inputs.future_change_pct is not None else float("nan")
+    out["timestamp"] = inputs.timestamps
+    out["mint"] = inputs.mints
+    return out.reset_index(drop=True), feature_names, skipped, inputs.stats
+
+
 def fit_request(
     X: pd.DataFrame,
     y: pd.Series,
@@ -60,8 +80,12 @@ def fit_request(
     skipped_features: dict | None = None,
     stage_seconds: dict | None = None,
     progress: Progress | None = None,
+    n_jobs: int | None = None,
 ) -> TrainedModel:
-    """Train the request's classifier on prepared inputs; ``params`` are the merged hyper-parameters."""
+    """Train the request's classifier on prepared inputs; ``params`` are the merged hyper-parameters.
+
+    ``n_jobs=None`` lets the estimator use every core (see ``ml.models.build_estimator``).
+    """
     from pump_orchestration.ml.training import train_classifier
 
     t0 = time.perf_counter()
@@ -78,6 +102,7 @@ def fit_request(
         fee_pct=request.fee_pct,
         random_state=request.random_state,
         progress=progress,
+        n_jobs=n_jobs,
     )
     return TrainedModel(
         request=request,

@@ -100,3 +100,12 @@ class TrainedModel:
             "model_sha256": model_sha256,
             "description": req.description,
         }
+
+
+@dataclass
+class ComparisonOutcome:
+    """What the comparison asset hands to its IO manager: the result and the two models' ids."""
+
+    result: Any  # pump_orchestration.ml.evaluation.ComparisonResult
+    model_a_id: int
+    model_b_id: int

@@ -1,56 +1,30 @@
-"""A model-training request (SPEC §3) and its validation, independent of Dagster.
+"""A model-training request and its validation, independent of Dagster.
 
-The Dagster config class in ``pump_orchestration.resources`` mirrors these
-fields and takes its launchpad descriptions from ``FIELD_DOCS``; validation
-lives here so the UI, GraphQL and the CLI all get the same messages.
+``TrainingRequest`` declares the fields once; the Dagster config of the training request
+(``pump_orchestration.defs.training.resources``) is derived from it. Validation lives here so
+the UI, GraphQL and the CLI all get the same messages.
 """
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any, Iterable
 
 import pandas as pd
 
-from pump_orchestration.ml.columns import BASE_COLUMNS, DEFAULT_PHASES
-from pump_orchestration.ml.labels import DIRECTIONS, LABEL_MODES, OPERATORS
-from pump_orchestration.ml.models import MODEL_TYPES, validate_params
+from pump_orchestration.ml.models import validate_params
+from pump_orchestration.vocabulary import (
+    BASE_COLUMNS,
+    DEFAULT_PHASES,
+    DIRECTIONS,
+    LABEL_MODES,
+    MODEL_TYPES,
+    OPERATORS,
+    to_utc,
+)
 
 MAX_NAME_LENGTH = 255
-
-FIELD_DOCS: dict[str, str] = {
-    "name": "Unique model name, e.g. PumpDetector_v1 (max 255 characters).",
-    "model_type": f"Classifier: one of {', '.join(MODEL_TYPES)}.",
-    "features": "Base coin_metrics columns used as model inputs, e.g. [price_close, volume_sol, buy_volume_sol]. "
-    "For a time-based target the target column is never an input (it would leak the label).",
-    "phases": "Only use rows whose phase_id_at_time is in this list (ref_coin_phases ids); empty = all phases.",
-    "target_var": "coin_metrics column the label is built from, e.g. price_close or market_cap_close.",
-    "use_time_based_prediction": "true: label = 'target rises/falls by min_percent_change % within future_minutes' "
-    "(per coin); false: label = 'target_var target_operator target_value'.",
-    "target_operator": f"Classic target only: one of {' '.join(OPERATORS)}.",
-    "target_value": "Classic target only: threshold compared with target_var.",
-    "future_minutes": "Time-based target: horizon H in minutes (> 0).",
-    "min_percent_change": "Time-based target: minimum % change over the horizon that counts as a pump (> 0).",
-    "direction": "Time-based target: 'up' (rise) or 'down' (fall).",
-    "label_mode": "Time-based target: 'end' compares the value at t+H with t; 'within' uses the peak (up) or "
-    "trough (down) reached in (t, t+H].",
-    "params": "Hyper-parameters overriding the model type's defaults from ref_model_types, "
-    "e.g. {n_estimators: 200, max_depth: 8}.",
-    "use_engineered_features": "Add ~40 engineered features (momentum, volume, buy/sell pressure, whales, "
-    "volatility, market-cap velocity, order imbalance) computed per coin from its past only.",
-    "feature_engineering_windows": "Rolling window sizes in MINUTES for the engineered features (default 5, 10, 15).",
-    "use_smote": "Balance the training part with SMOTE + random under-sampling when positives are < 30 % or > 70 %.",
-    "use_timeseries_split": "Order-respecting TimeSeriesSplit cross-validation (recommended). false = a single "
-    "chronological 80/20 split (not recommended).",
-    "cv_splits": "Number of TimeSeriesSplit folds (>= 2); the last fold is the final test part.",
-    "train_start": "Optional ISO timestamp narrowing the window inside the selected partition(s); "
-    "default = start of the first selected day.",
-    "train_end": "Optional ISO timestamp (exclusive) narrowing the window; default = end of the last selected day.",
-    "random_state": "Seed for the estimator, SMOTE and under-sampling.",
-    "fee_pct": "Round-trip fee in % subtracted from each simulated trade (default 2.0 = 1 % per side on pump.fun).",
-    "description": "Free-text note stored with the model.",
-}
 
 
 class RequestValidationError(ValueError):
@@ -89,33 +63,73 @@ class FeatureSpec:
     windows: tuple[int, ...] = (5, 10, 15)
 
 
+def _field(default: Any, doc: str, **kwargs) -> Any:
+    """A request field with its default and the text the launchpad shows (a ``...`` default = required)."""
+    if default is ...:
+        return field(metadata={"doc": doc}, **kwargs)
+    if isinstance(default, dict):
+        return field(default_factory=lambda: dict(default), metadata={"doc": doc}, **kwargs)
+    return field(default=default, metadata={"doc": doc}, **kwargs)
+
+
+#: Base inputs of a request that names none: prices, volumes, trade counts, market cap, bonding curve.
+DEFAULT_FEATURES = ("price_close", "volume_sol", "buy_volume_sol", "sell_volume_sol", "num_buys", "num_sells",
+                    "market_cap_close", "bonding_curve_pct")
+
+
 @dataclass(frozen=True)
 class TrainingRequest:
-    """Everything a user asks for when creating a model (SPEC §3, seed 000 §2.1)."""
+    """Everything a user asks for when creating a model: the one declaration of the request's fields.
 
-    name: str
-    model_type: str
-    target_var: str
-    features: tuple[str, ...] = ()
-    phases: tuple[int, ...] = ()
-    use_time_based_prediction: bool = True
-    target_operator: str | None = None
-    target_value: float | None = None
-    future_minutes: int | None = 10
-    min_percent_change: float | None = 30.0
-    direction: str = "up"
-    label_mode: str = "end"
-    params: dict[str, Any] = field(default_factory=dict)
-    use_engineered_features: bool = True
-    feature_engineering_windows: tuple[int, ...] = (5, 10, 15)
-    use_smote: bool = True
-    use_timeseries_split: bool = True
-    cv_splits: int = 5
-    train_start: str | None = None
-    train_end: str | None = None
-    random_state: int = 42
-    fee_pct: float = 2.0
-    description: str | None = None
+    The Dagster config (``resources.training_request.config``) is derived from these fields, their
+    defaults and their ``doc`` texts, so the launchpad, GraphQL, the CLI and the core cannot drift apart.
+    """
+
+    name: str = _field(..., "Unique model name, e.g. PumpDetector_v1 (max 255 characters).")
+    model_type: str = _field("xgboost", f"Classifier: one of {', '.join(MODEL_TYPES)}.")
+    target_var: str = _field(
+        "price_close", "coin_metrics column the label is built from, e.g. price_close or market_cap_close.")
+    features: tuple[str, ...] = _field(
+        DEFAULT_FEATURES,
+        "Base coin_metrics columns used as model inputs, e.g. [price_close, volume_sol, buy_volume_sol]. "
+        "For a time-based target the target column is never an input (it would leak the label).")
+    phases: tuple[int, ...] = _field(
+        (), "Only use rows whose phase_id_at_time is in this list (ref_coin_phases ids); empty = all phases.")
+    use_time_based_prediction: bool = _field(
+        True, "true: label = 'target rises/falls by min_percent_change % within future_minutes' (per coin); "
+        "false: label = 'target_var target_operator target_value'.")
+    target_operator: str | None = _field(None, f"Classic target only: one of {' '.join(OPERATORS)}.")
+    target_value: float | None = _field(None, "Classic target only: threshold compared with target_var.")
+    future_minutes: int | None = _field(10, "Time-based target: horizon H in minutes (> 0).")
+    min_percent_change: float | None = _field(
+        30.0, "Time-based target: minimum % change over the horizon that counts as a pump (> 0).")
+    direction: str = _field("up", f"Time-based target: one of {', '.join(DIRECTIONS)} (rise or fall).")
+    label_mode: str = _field(
+        "end", "Time-based target: 'end' compares the value at t+H with t; 'within' uses the peak (up) or "
+        "trough (down) reached in (t, t+H].")
+    params: dict[str, Any] = _field(
+        {}, "Hyper-parameters overriding the model type's defaults from ref_model_types, "
+        "e.g. {n_estimators: 200, max_depth: 8}.")
+    use_engineered_features: bool = _field(
+        True, "Add ~40 engineered features (momentum, volume, buy/sell pressure, whales, volatility, "
+        "market-cap velocity, order imbalance) computed per coin from its past only.")
+    feature_engineering_windows: tuple[int, ...] = _field(
+        (5, 10, 15), "Rolling window sizes in MINUTES for the engineered features (default 5, 10, 15).")
+    use_smote: bool = _field(
+        True, "Balance the training part with SMOTE + random under-sampling when positives are < 30 % or > 70 %.")
+    use_timeseries_split: bool = _field(
+        True, "Order-respecting TimeSeriesSplit cross-validation (recommended). false = a single "
+        "chronological 80/20 split (not recommended).")
+    cv_splits: int = _field(5, "Number of TimeSeriesSplit folds (>= 2); the last fold is the final test part.")
+    train_start: str | None = _field(
+        None, "Optional ISO timestamp narrowing the window inside the selected partition(s); "
+        "default = start of the first selected day.")
+    train_end: str | None = _field(
+        None, "Optional ISO timestamp (exclusive) narrowing the window; default = end of the last selected day.")
+    random_state: int = _field(42, "Seed for the estimator, SMOTE and under-sampling.")
+    fee_pct: float = _field(
+        2.0, "Round-trip fee in % subtracted from each simulated trade (default 2.0 = 1 % per side on pump.fun).")
+    description: str | None = _field(None, "Free-text note stored with the model.")
 
     @property
     def label_spec(self) -> LabelSpec:
@@ -148,6 +162,17 @@ class TrainingRequest:
         payload = json.dumps({"label": asdict(self.label_spec), "features": asdict(self.feature_spec),
                               "phases": list(self.phases)}, sort_keys=True, default=str)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def request_defaults() -> dict[str, Any]:
+    """Every field that has a default, with it (tuples as lists, as they appear in run config)."""
+    out = {}
+    for f in fields(TrainingRequest):
+        if f.default is not MISSING:
+            out[f.name] = list(f.default) if isinstance(f.default, tuple) else f.default
+        elif f.default_factory is not MISSING:
+            out[f.name] = f.default_factory()
+    return out
 
 
 def narrow_window(
@@ -185,10 +210,9 @@ def resolve_window(
 
 def _parse_ts(value: str, field_name: str) -> pd.Timestamp:
     try:
-        ts = pd.Timestamp(value)
-    except (ValueError, TypeError) as exc:
-        raise RequestValidationError([f"{field_name}: {value!r} is not an ISO timestamp ({exc})"]) from None
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+        return to_utc(value, field_name)
+    except ValueError as exc:
+        raise RequestValidationError([str(exc)]) from None
 
 
 def validate_request(

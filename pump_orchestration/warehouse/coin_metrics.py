@@ -17,7 +17,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from pump_orchestration import settings
-from pump_orchestration.ml.columns import KEY_COLUMNS
+from pump_orchestration.vocabulary import KEY_COLUMNS, to_utc
 from pump_orchestration.warehouse import schema
 from pump_orchestration.warehouse.db import is_postgres
 
@@ -36,12 +36,6 @@ def available_columns(engine: sa.Engine) -> list[str]:
     if not inspector.has_table(TABLE):
         raise LookupError(f"table {TABLE!r} not found in the warehouse at {engine.url!r}")
     return [col["name"] for col in inspector.get_columns(TABLE)]
-
-
-def _to_utc(value) -> pd.Timestamp:
-    """A timestamp-like value as aware UTC; naive values are taken as UTC."""
-    ts = pd.Timestamp(value)
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
 
 
 def _validate_columns(requested: Iterable[str], available: Sequence[str]) -> None:
@@ -93,7 +87,7 @@ def load_coin_metrics(
         mint_col = mint_col.collate("C")
     query = (
         sa.select(*(source.c[c] for c in names))
-        .where(ts_col >= _to_utc(start).to_pydatetime(), ts_col < _to_utc(end).to_pydatetime())
+        .where(ts_col >= to_utc(start).to_pydatetime(), ts_col < to_utc(end).to_pydatetime())
         .order_by(ts_col, mint_col)
     )
     if phases is not None:
@@ -236,4 +230,4 @@ def coin_metrics_time_range(engine: sa.Engine) -> tuple[dt.datetime, dt.datetime
         lo, hi = conn.execute(sa.select(sa.func.min(ts), sa.func.max(ts)).select_from(sa.table(TABLE))).one()
     if lo is None:
         return None
-    return _to_utc(lo).to_pydatetime(), _to_utc(hi).to_pydatetime()
+    return to_utc(lo).to_pydatetime(), to_utc(hi).to_pydatetime()

@@ -27,7 +27,7 @@ def make_engine(dsn: str | None = None) -> sa.Engine:
     (off by default in SQLite) and WAL so readers do not block the writer. PostgreSQL: sessions
     run in UTC so timestamps without a zone in a user's table are read as UTC.
     """
-    url = sa.make_url(dsn or settings.db_dsn())
+    url = sa.make_url(settings.normalise_dsn(dsn) if dsn else settings.db_dsn())
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
             Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)

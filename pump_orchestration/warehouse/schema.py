@@ -11,36 +11,22 @@ test asserts that both paths produce the same catalogue.
 """
 from __future__ import annotations
 
-import datetime as dt
-
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
-from pump_orchestration.ml.columns import BASE_COLUMNS, DEFAULT_PHASES
-
-MODEL_TYPES = ("random_forest", "xgboost", "gradient_boosting", "logistic_regression", "neural_network")
-MODEL_STATUSES = ("TRAINING", "READY", "FAILED")
-TARGET_OPERATORS = (">", "<", ">=", "<=", "=")
-TARGET_DIRECTIONS = ("up", "down")
-JOB_TYPES = ("TRAIN", "TEST", "COMPARE")
-JOB_STATUSES = ("PENDING", "RUNNING", "COMPLETED", "FAILED", "CANCELLED")
-
-#: Default hyper-parameters per model type (SPEC §2); request params override them.
-DEFAULT_MODEL_PARAMS: dict[str, dict] = {
-    "random_forest": {"n_estimators": 100, "max_depth": 10, "min_samples_split": 2},
-    "xgboost": {"n_estimators": 100, "max_depth": 6, "learning_rate": 0.1},
-    "gradient_boosting": {"n_estimators": 100, "max_depth": 3, "learning_rate": 0.1},
-    "logistic_regression": {"C": 1.0, "max_iter": 100},
-    "neural_network": {"hidden_layers": [100, 50], "activation": "relu", "max_iter": 200},
-}
-
-MODEL_TYPE_DESCRIPTIONS: dict[str, str] = {
-    "random_forest": "Random forest: robust, a good first choice",
-    "xgboost": "XGBoost gradient boosting: strong, benefits from tuning",
-    "gradient_boosting": "scikit-learn gradient boosting: similar to XGBoost",
-    "logistic_regression": "Logistic regression: simple, fast, interpretable",
-    "neural_network": "Multi-layer perceptron: flexible, needs much data",
-}
+from pump_orchestration.vocabulary import (
+    BASE_COLUMNS,
+    DEFAULT_MODEL_PARAMS,
+    DEFAULT_PHASES,
+    DIRECTIONS,
+    JOB_STATUSES,
+    JOB_TYPES,
+    MODEL_STATUSES,
+    MODEL_TYPE_DESCRIPTIONS,
+    MODEL_TYPES,
+    OPERATORS,
+    to_utc,
+)
 
 
 class UtcDateTime(sa.TypeDecorator):
@@ -56,11 +42,7 @@ class UtcDateTime(sa.TypeDecorator):
 
     @staticmethod
     def _as_utc(value):
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=dt.timezone.utc)
-        return value.astimezone(dt.timezone.utc)
+        return None if value is None else to_utc(value).to_pydatetime()
 
     def process_bind_param(self, value, dialect):
         """Normalise a datetime to aware UTC (naive = UTC)."""
@@ -192,8 +174,8 @@ ml_models = sa.Table(
     _updated_at(),
     sa.CheckConstraint(_in("status", MODEL_STATUSES), name="chk_models_status"),
     sa.CheckConstraint(_in("model_type", MODEL_TYPES), name="chk_models_model_type"),
-    sa.CheckConstraint(_in("target_operator", TARGET_OPERATORS, nullable=True), name="chk_models_target_operator"),
-    sa.CheckConstraint(_in("target_direction", TARGET_DIRECTIONS, nullable=True), name="chk_models_target_direction"),
+    sa.CheckConstraint(_in("target_operator", OPERATORS, nullable=True), name="chk_models_target_operator"),
+    sa.CheckConstraint(_in("target_direction", DIRECTIONS, nullable=True), name="chk_models_target_direction"),
     sa.CheckConstraint("future_minutes IS NULL OR future_minutes > 0", name="chk_models_future_minutes"),
     sa.CheckConstraint("train_start < train_end", name="chk_models_train_window"),
     sa.Index("idx_models_status", "status"),
@@ -349,8 +331,8 @@ prediction_active_models = sa.Table(
     _created_at(),
     _updated_at(),
     sa.CheckConstraint(_in("model_type", MODEL_TYPES), name="chk_model_type"),
-    sa.CheckConstraint(_in("target_operator", TARGET_OPERATORS, nullable=True), name="chk_operator"),
-    sa.CheckConstraint(_in("target_direction", TARGET_DIRECTIONS, nullable=True), name="chk_direction"),
+    sa.CheckConstraint(_in("target_operator", OPERATORS, nullable=True), name="chk_operator"),
+    sa.CheckConstraint(_in("target_direction", DIRECTIONS, nullable=True), name="chk_direction"),
     sa.CheckConstraint("alert_threshold >= 0 AND alert_threshold <= 1", name="chk_alert_threshold"),
     sa.Index(
         "idx_active_models_active", "is_active",

@@ -16,7 +16,7 @@ from pump_orchestration.data.synthetic import (
     phase_for_age,
     phase_grid,
 )
-from pump_orchestration.ml.columns import BASE_COLUMNS, DEFAULT_PHASES, KEY_COLUMNS, WHALE_TRADE_SOL
+from pump_orchestration.vocabulary import BASE_COLUMNS, DEFAULT_PHASES, KEY_COLUMNS, WHALE_TRADE_SOL
 
 N_COINS = 80
 ARGS = dict(n_coins=N_COINS, start="2025-09-01T00:00:00Z", hours=3.0, seed=7, pump_share=0.25)

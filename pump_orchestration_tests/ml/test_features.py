@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pump_orchestration.ml.columns import BASE_COLUMNS
+from pump_orchestration.vocabulary import BASE_COLUMNS
 from pump_orchestration.ml.features import (
     FEATURE_DESCRIPTIONS,
     FEATURE_GROUPS,

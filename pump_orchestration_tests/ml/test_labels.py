@@ -9,14 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pump_orchestration.ml.labels import (
-    DIRECTIONS,
-    LABEL_MODES,
-    OPERATORS,
-    threshold_labels,
-    time_based_change,
-    time_based_labels,
-)
+from pump_orchestration.ml.labels import threshold_labels, time_based_change, time_based_labels
+from pump_orchestration.vocabulary import DIRECTIONS, LABEL_MODES, OPERATORS
 
 BASE = pd.Timestamp("2024-05-01 12:00", tz="UTC")
 # Gaps like the tracker's phases (5 s, 30 s, 60 s) plus odd ones, on a coarse grid

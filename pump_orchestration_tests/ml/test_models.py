@@ -1,14 +1,8 @@
 import numpy as np
 import pytest
 
-from pump_orchestration.ml.models import (
-    DEFAULT_PARAMS,
-    MODEL_TYPES,
-    RF_BOOTSTRAP_ROWS,
-    accepted_params,
-    build_estimator,
-    validate_params,
-)
+from pump_orchestration.ml.models import RF_BOOTSTRAP_ROWS, accepted_params, build_estimator, validate_params
+from pump_orchestration.vocabulary import DEFAULT_MODEL_PARAMS, MODEL_TYPES
 
 SMALL = {
     "random_forest": {"n_estimators": 5},
@@ -38,7 +32,7 @@ def test_every_type_builds_and_fits(model_type, tiny):
 
 
 def test_defaults_are_merged_and_overridden():
-    assert validate_params("random_forest", None) == DEFAULT_PARAMS["random_forest"]
+    assert validate_params("random_forest", None) == DEFAULT_MODEL_PARAMS["random_forest"]
     merged = validate_params("random_forest", {"max_depth": 3, "min_samples_leaf": 4})
     assert merged == {"n_estimators": 100, "max_depth": 3, "min_samples_split": 2, "min_samples_leaf": 4}
     model = build_estimator("random_forest", {"max_depth": 3})

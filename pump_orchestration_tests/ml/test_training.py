@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from imblearn.over_sampling import SMOTE
 
-from pump_orchestration.ml.models import MODEL_TYPES
+from pump_orchestration.vocabulary import MODEL_TYPES
 from pump_orchestration.ml.training import (
     TrainingDataError,
     TrainingResult,

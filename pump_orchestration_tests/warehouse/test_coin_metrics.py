@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from pump_orchestration.ml.columns import BASE_COLUMNS
+from pump_orchestration.vocabulary import BASE_COLUMNS
 from pump_orchestration.warehouse.coin_metrics import (
     available_columns,
     coin_metrics_time_range,

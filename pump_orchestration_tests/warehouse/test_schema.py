@@ -10,7 +10,7 @@ import psycopg2
 import pytest
 import sqlalchemy as sa
 
-from pump_orchestration.ml.columns import DEFAULT_PHASES
+from pump_orchestration.vocabulary import DEFAULT_PHASES
 from pump_orchestration.warehouse import schema
 from pump_orchestration.warehouse.db import init_schema, is_postgres, make_engine
 from pump_orchestration.warehouse.repository import insert_model

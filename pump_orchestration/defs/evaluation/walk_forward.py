@@ -4,10 +4,11 @@ import pandas as pd
 from pydantic import Field
 
 from pump_orchestration import settings
-from pump_orchestration.assets.metadata import metrics_chart, metrics_table
-from pump_orchestration.partitions import window_asset
-from pump_orchestration.progress import report_progress
-from pump_orchestration.resources import TrainingRequestResource, WarehouseResource
+from pump_orchestration.defs.shared.metadata import metrics_chart, metrics_table
+from pump_orchestration.defs.shared.partitions import window_asset
+from pump_orchestration.defs.shared.progress import report_progress
+from pump_orchestration.defs.shared.resources import WarehouseResource
+from pump_orchestration.defs.training.resources import TrainingRequestResource
 
 _CHART_SERIES = ["f1", "precision", "recall", "roc_auc"]
 
@@ -22,7 +23,7 @@ class WalkForwardConfig(dg.Config):
 
 
 @window_asset(
-    io_manager_key="ml_results_io_manager",
+    io_manager_key="ml_walk_forward_io_manager",
     group_name="evaluation",
     kinds={"scikitlearn"},
 )
@@ -78,7 +79,7 @@ def walk_forward_evaluation(
     fitting = sum(o.trained.result.timings.get("cv_seconds", 0) + o.trained.result.timings.get("fit_seconds", 0)
                   for o in outcomes)
     return dg.Output(
-        {"kind": "walk_forward", "outcomes": outcomes},
+        outcomes,
         metadata={
             "windows": len(outcomes),
             "skipped_windows": dg.MetadataValue.json(skipped),

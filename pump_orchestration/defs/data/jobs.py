@@ -1,41 +1,9 @@
-"""Jobs: training on partitioned windows, and loading coin_metrics (synthetic demo data or real trades)."""
+"""Jobs that fill coin_metrics: synthetic demo data with planted pumps, or real pump.fun trades."""
 
 import dagster as dg
 from pydantic import Field
 
-from pump_orchestration.assets.evaluation import model_comparison, test_report
-from pump_orchestration.assets.training import coin_metrics_slice, engineered_features, fitted_model, labelled_dataset
-from pump_orchestration.assets.walk_forward import walk_forward_evaluation
-from pump_orchestration.resources import WarehouseResource
-
-#: Run tag of the jobs that share the ML run queue (dagster.yaml limits how many run at once).
-QUEUE_TAG = "pump/queue"
-#: Tags every training/test/comparison job carries; prediction jobs do not, so they never wait for training.
-ML_QUEUE_TAGS = {QUEUE_TAG: "ml"}
-
-def _ml_job(name: str, assets: list, description: str):
-    # One process per run (the in-process executor): the chain shares one warehouse engine and avoids a
-    # process start per step; the ML tag puts the run in the limited queue.
-    return dg.define_asset_job(name, selection=dg.AssetSelection.assets(*assets), executor_def=dg.in_process_executor,
-                               tags=ML_QUEUE_TAGS, description=description)
-
-
-train_model_job = _ml_job(
-    "train_model_job", [coin_metrics_slice, labelled_dataset, engineered_features, fitted_model],
-    "Train one model on the selected day(s): fill in resources.training_request in the launchpad.",
-)
-test_model_job = _ml_job(
-    "test_model_job", [coin_metrics_slice, test_report],
-    "Test a READY model on the selected day(s): ops.test_report.config.model = id or name.",
-)
-compare_models_job = _ml_job(
-    "compare_models_job", [coin_metrics_slice, model_comparison],
-    "Compare two models on the same rows of the selected day(s).",
-)
-walk_forward_job = _ml_job(
-    "walk_forward_job", [coin_metrics_slice, walk_forward_evaluation],
-    "Walk-forward over a range of days: train on trailing windows, test on the next, compare.",
-)
+from pump_orchestration.defs.shared.resources import WarehouseResource
 
 
 class SyntheticDataConfig(dg.Config):

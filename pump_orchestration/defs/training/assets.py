@@ -1,4 +1,4 @@
-"""Training chain on daily windows: raw slice → labelled dataset → engineered features → fitted model.
+"""Training chain on daily windows: coin_metrics_slice → labelled dataset → engineered features → fitted model.
 
 Each asset is a thin wrapper around the Dagster-free core in ``pump_orchestration.ml``;
 the request comes from the ``training_request`` resource filled in at launch.
@@ -9,28 +9,18 @@ import time
 import dagster as dg
 import pandas as pd
 
-from pump_orchestration import settings
-from pump_orchestration.assets.metadata import check_results, check_specs, checks_record, metric_values, number
-from pump_orchestration.partitions import window_asset
-from pump_orchestration.progress import report_progress
-from pump_orchestration.resources import TrainingRequestResource, WarehouseResource
-
-
-coin_metrics = dg.AssetSpec(
-    "coin_metrics",
-    description="Per-coin metrics written by the tracker; this product only reads them.",
-    group_name="source",
-    kinds={"sql"},
+from pump_orchestration.defs.shared.metadata import (
+    check_results,
+    check_specs,
+    checks_record,
+    metric_values,
+    number,
+    with_stage,
 )
-
-
-def _window(context: dg.AssetExecutionContext) -> tuple[pd.Timestamp, pd.Timestamp]:
-    window = context.partition_time_window
-    return pd.Timestamp(window.start), pd.Timestamp(window.end)
-
-
-def _with_stage(attrs: dict, stage: str, seconds: float) -> dict:
-    return {**attrs, "stage_seconds": {**attrs.get("stage_seconds", {}), stage: round(seconds, 3)}}
+from pump_orchestration.defs.shared.partitions import partition_window, window_asset
+from pump_orchestration.defs.shared.progress import report_progress
+from pump_orchestration.defs.shared.resources import WarehouseResource
+from pump_orchestration.defs.training.resources import TrainingRequestResource
 
 
 def _check_fingerprint(df: pd.DataFrame, request, asset_name: str) -> None:
@@ -41,39 +31,6 @@ def _check_fingerprint(df: pd.DataFrame, request, asset_name: str) -> None:
             f"{asset_name} for this window was built for a different request (labels/features differ); "
             "materialize labelled_dataset, engineered_features and fitted_model together in one run"
         )
-
-
-@window_asset(
-    deps=[coin_metrics],
-    io_manager_key="slice_io_manager",
-    group_name="training",
-    kinds={"pandas", "parquet"},
-)
-def coin_metrics_slice(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.Output[pd.DataFrame]:
-    """coin_metrics rows of the selected day(s), plus FEATURE_LOOKBACK_MINUTES of history before them.
-
-    Loaded in chunks with no row cap; cached per day as parquet so later windows reuse it.
-    """
-    from pump_orchestration.warehouse.coin_metrics import load_coin_metrics
-
-    start, end = _window(context)
-    lookback = settings.feature_lookback_minutes()
-    t0 = time.perf_counter()
-    df = load_coin_metrics(warehouse.engine(), start - pd.Timedelta(minutes=lookback), end)
-    seconds = time.perf_counter() - t0
-    in_window = int((df["timestamp"] >= start).sum())
-    df.attrs = _with_stage({"lookback_minutes": lookback, "rows_loaded": int(len(df))}, "load", seconds)
-    report_progress(context, warehouse, 0.2, f"loaded {len(df):,} rows ({in_window:,} in window, "
-                    f"{len(df) - in_window:,} look-back) in {seconds:.1f}s")
-    return dg.Output(df, metadata={
-        "rows_loaded": len(df),
-        "rows_in_window": in_window,
-        "coins": int(df["mint"].nunique()),
-        "chunks": int(df.attrs.get("chunks", 0) or 0),
-        "load_seconds": round(seconds, 3),
-        "rows_per_second": round(len(df) / seconds, 1) if seconds > 0 else 0.0,
-        "window": f"[{start.isoformat()}, {end.isoformat()})",
-    })
 
 
 @window_asset(
@@ -93,7 +50,7 @@ def labelled_dataset(
     from pump_orchestration.ml.request import resolve_window
 
     request = training_request.to_request()
-    start, end = resolve_window(request, *_window(context))
+    start, end = resolve_window(request, *partition_window(context))
     t0 = time.perf_counter()
     df = label_frame(coin_metrics_slice, request, end)
     seconds = time.perf_counter() - t0
@@ -106,7 +63,7 @@ def labelled_dataset(
         "positive": int((window_labels == 1).sum()),
         "negative": int((window_labels == 0).sum()),
     }
-    df.attrs = _with_stage(
+    df.attrs = with_stage(
         {**coin_metrics_slice.attrs, "request_fingerprint": request.fingerprint(), "train_start": start.isoformat(),
          "train_end": end.isoformat(), "label_counts": balance},
         "labels", seconds,
@@ -124,39 +81,30 @@ def engineered_features(
     context: dg.AssetExecutionContext, labelled_dataset: pd.DataFrame, training_request: TrainingRequestResource
 ) -> dg.Output[pd.DataFrame]:
     """Model inputs (base columns + engineered features from each coin's past) for labelled rows of the window."""
-    from pump_orchestration.ml.dataset import FUTURE_CHANGE, LABEL, build_feature_matrix
-    from pump_orchestration.ml.pipeline import window_inputs
+    from pump_orchestration.ml.pipeline import feature_frame
 
     request = training_request.to_request()
     _check_fingerprint(labelled_dataset, request, "labelled_dataset")
     start = pd.Timestamp(labelled_dataset.attrs["train_start"])
     end = pd.Timestamp(labelled_dataset.attrs["train_end"])
     t0 = time.perf_counter()
-    X, skipped = build_feature_matrix(labelled_dataset, request.feature_spec)
-    inputs = window_inputs(labelled_dataset, X, request, start, end)
-    feature_names = list(inputs.X.columns)
-    out = inputs.X  # already a fresh selection; no need for another copy of the matrix
-    out[LABEL] = inputs.y
-    out[FUTURE_CHANGE] = inputs.future_change_pct if inputs.future_change_pct is not None else float("nan")
-    out["timestamp"] = inputs.timestamps
-    out["mint"] = inputs.mints
-    out = out.reset_index(drop=True)
+    out, feature_names, skipped, stats = feature_frame(labelled_dataset, request, start, end)
     seconds = time.perf_counter() - t0
-    out.attrs = _with_stage(
+    out.attrs = with_stage(
         {**labelled_dataset.attrs, "feature_names": feature_names, "skipped_features": skipped,
-         "dataset_stats": inputs.stats},
+         "dataset_stats": stats},
         "features", seconds,
     )
     for name, reason in skipped.items():
         context.log.warning(f"feature {name} skipped: {reason}")
     report_progress(context, training_request.warehouse, 0.4,
-                    f"{len(feature_names)} inputs for {len(out):,} rows; {inputs.stats}")
+                    f"{len(feature_names)} inputs for {len(out):,} rows; {stats}")
     return dg.Output(out, metadata={
         "num_features": len(feature_names),
         "features": dg.MetadataValue.json(feature_names),
         "skipped_features": dg.MetadataValue.json(skipped),
-        "rows_used": inputs.stats["rows_used"],
-        "rows_dropped_non_finite": inputs.stats["rows_dropped_non_finite"],
+        "rows_used": stats["rows_used"],
+        "rows_dropped_non_finite": stats["rows_dropped_non_finite"],
         "feature_seconds": round(seconds, 3),
     })
 

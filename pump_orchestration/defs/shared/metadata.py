@@ -1,7 +1,12 @@
-"""Turning core results into Dagster metadata and asset-check results (shared by the asset modules)."""
+"""Turning core results into Dagster metadata and asset-check results (shared by every capability)."""
 import dagster as dg
 
 from pump_orchestration.ml.quality import QualityCheck
+
+
+def with_stage(attrs: dict, stage: str, seconds: float) -> dict:
+    """A frame's ``attrs`` with the seconds one stage took added under ``stage_seconds``."""
+    return {**attrs, "stage_seconds": {**attrs.get("stage_seconds", {}), stage: round(seconds, 3)}}
 
 
 def number(value) -> dg.MetadataValue:

@@ -1,6 +1,6 @@
 """A throwaway PostgreSQL cluster started from the local server binaries (no pytest imports).
 
-Used by the fixtures in ``conftest.py`` and reusable by integration tests, e.g. for Dagster's
+Used by the test fixtures (``pump_orchestration_tests/conftest.py``) and the benchmarks, e.g. for Dagster's
 own storage::
 
     server = start_postgres()
@@ -19,7 +19,6 @@ from __future__ import annotations
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import uuid
@@ -27,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg2
+
+from pump_orchestration.testing import free_port
 
 _SERVER_OS_USER = "postgres"
 _SUPERUSER = "postgres"
@@ -65,12 +66,6 @@ def find_pg_bindir() -> Path:
 def _version_key(path: str) -> tuple[int, ...]:
     version = Path(path).parent.name
     return tuple(int(p) for p in version.split(".") if p.isdigit())
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass
@@ -149,7 +144,7 @@ def start_postgres() -> PostgresServer:
     base_dir = Path(tempfile.mkdtemp(prefix="pump_pg_"))
     if run_as:
         shutil.chown(base_dir, user=run_as)
-    server = PostgresServer(bindir=bindir, base_dir=base_dir, port=_free_port(), run_as=run_as)
+    server = PostgresServer(bindir=bindir, base_dir=base_dir, port=free_port(), run_as=run_as)
     init = _run(server, [
         str(bindir / "initdb"), "-D", str(server.data_dir), "-U", _SUPERUSER, "--auth=trust",
         "--encoding=UTF8", "--no-locale", "--no-sync",
@@ -171,6 +166,6 @@ def start_postgres() -> PostgresServer:
         if start.returncode == 0:
             return server
         log = server.log_file.read_text(errors="replace") if server.log_file.exists() else ""
-        server.port = _free_port()
+        server.port = free_port()
     server.stop()
     raise PostgresUnavailable(f"pg_ctl start failed:\n{start.stdout}\n{start.stderr}\n{log}")

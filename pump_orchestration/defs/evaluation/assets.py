@@ -1,8 +1,8 @@
-"""Test reports, comparisons and walk-forward evaluation on the daily partitions.
+"""Test reports and comparisons of stored models on the daily partitions.
 
-Each reads the cached ``coin_metrics_slice`` of its days and calls the Dagster-free
-core (``ml/evaluation.py``, ``ml/pipeline.py``); rows go to ``ml_test_results`` /
-``ml_comparisons`` (and ``ml_models`` for walk-forward) through ``MlResultsIOManager``.
+Each reads the cached ``coin_metrics_slice`` of its days and calls the Dagster-free core
+(``ml/evaluation.py``); rows go to ``ml_test_results`` / ``ml_comparisons`` through this
+capability's IO managers (``io_managers.py``).
 """
 from typing import Optional
 
@@ -10,11 +10,11 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
-from pump_orchestration.assets.metadata import check_results, check_specs, checks_record, metric_values, number
-from pump_orchestration.assets.training import fitted_model
-from pump_orchestration.partitions import window_asset
-from pump_orchestration.progress import report_progress
-from pump_orchestration.resources import ModelStoreResource, WarehouseResource
+from pump_orchestration.defs.shared.metadata import check_results, check_specs, metric_values, number
+from pump_orchestration.defs.shared.partitions import window_asset
+from pump_orchestration.defs.shared.progress import report_progress
+from pump_orchestration.defs.shared.resources import ModelStoreResource, WarehouseResource
+from pump_orchestration.defs.training.assets import fitted_model
 
 # Test reports evaluate models trained on other days: lineage to every fitted_model partition.
 _ANY_MODEL = dg.AssetDep(fitted_model, partition_mapping=dg.AllPartitionMapping())
@@ -85,7 +85,7 @@ def _test_metadata(test: dict) -> dict:
 
 @window_asset(
     deps=[_ANY_MODEL],
-    io_manager_key="ml_results_io_manager",
+    io_manager_key="ml_test_results_io_manager",
     group_name="evaluation",
     check_specs=check_specs("test_report", _REPORT_CHECKS),
     kinds={"scikitlearn"},
@@ -108,14 +108,13 @@ def test_report(
     checks = test_report_checks(test, config.min_positives)
     if test["has_overlap"]:
         context.log.warning(test["overlap_note"])
-    yield dg.Output({"kind": "test", "test": test, "checks": checks_record(checks)},
-                    metadata={"model_name": model.name, "model_id": model.model_id, **_test_metadata(test)})
+    yield dg.Output(test, metadata={"model_name": model.name, "model_id": model.model_id, **_test_metadata(test)})
     yield from check_results(checks)
 
 
 @window_asset(
     deps=[_ANY_MODEL],
-    io_manager_key="ml_results_io_manager",
+    io_manager_key="ml_comparisons_io_manager",
     group_name="evaluation",
     kinds={"scikitlearn"},
 )
@@ -128,6 +127,7 @@ def model_comparison(
 ) -> dg.Output:
     """Two models scored on exactly the same rows; winner by F1 then ROC-AUC, with a paired significance test."""
     from pump_orchestration.ml.evaluation import compare_models
+    from pump_orchestration.ml.records import ComparisonOutcome
 
     if config.model_a.strip() == config.model_b.strip():
         raise ValueError("model_b: must differ from model_a")
@@ -139,7 +139,7 @@ def model_comparison(
     winner = {"a": a.name, "b": b.name, None: "tie"}[result.winner]
     context.log.info(f"winner: {winner}; significance: {result.comparison['significance']}")
     return dg.Output(
-        {"kind": "comparison", "result": result, "model_a_id": a.model_id, "model_b_id": b.model_id},
+        ComparisonOutcome(result, model_a_id=a.model_id, model_b_id=b.model_id),
         metadata={
             "winner": winner,
             "num_samples": result.comparison["num_samples"],

@@ -2,6 +2,7 @@
 import warnings
 
 import dagster as dg
+import pandas as pd
 
 from pump_orchestration import settings
 
@@ -20,3 +21,9 @@ def window_asset(**kwargs):
             return dg.asset(partitions_def=training_days, backfill_policy=dg.BackfillPolicy.single_run(), **kwargs)(fn)
 
     return decorate
+
+
+def partition_window(context: dg.AssetExecutionContext) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """[start of the first selected day, end of the last) of the run, in UTC."""
+    window = context.partition_time_window
+    return pd.Timestamp(window.start), pd.Timestamp(window.end)

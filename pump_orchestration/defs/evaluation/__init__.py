@@ -1,0 +1,1 @@
+"""Evaluation: test reports, A/B comparisons and walk-forward evaluation of stored models."""

@@ -1,0 +1,1 @@
+"""What every capability of the Dagster layer uses; imports no capability folder."""

@@ -1,0 +1,1 @@
+"""Training: labelled datasets, engineered features and fitted models on daily windows."""
