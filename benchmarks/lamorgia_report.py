@@ -7,7 +7,7 @@ features never mix events. Each event's window is ``--days`` either side of the 
 rows come from the functions the training assets call (``ml/pipeline.py``): ``label_frame`` labels
 the candles before the window end, ``feature_frame`` builds the engineered features and keeps the
 window's labelled rows with finite inputs. Five rounds: ``fit_request`` (purged TimeSeriesSplit CV,
-SMOTE) on four events, then ``ml.evaluation.score_rows`` (the code of the model-test assets) on the
+SMOTE) on four events, then ``ml.evaluation.score_rows`` (the scoring inside ``evaluate_model``) on the
 fifth. Per test event and pooled: row-level precision / recall / F1, the lead time before the price
 peak, and false alerts per day away from the pump.
 

@@ -109,7 +109,13 @@ def main(argv: list[str] | None = None) -> int:
     demo.set_defaults(func=_cmd_demo)
 
     args = parser.parse_args(argv)
-    return args.func(args)
+    from pump_orchestration.settings import DeploymentError
+
+    try:
+        return args.func(args)
+    except DeploymentError as exc:  # the environment, not a bug: one line, no traceback
+        print(f"pump-orchestration: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -6,14 +6,28 @@
 * ``sqlite_dsn``: a SQLite file URL under ``tmp_path``.
 * ``warehouse_engine``: parametrized over ``sqlite``/``postgres``; an engine on a fresh
   database with ``init_schema(engine, create_coin_metrics=True)`` applied.
+
+Every test that needs the PostgreSQL server (directly, or as the ``postgres`` case of
+``warehouse_engine``) is marked ``integration`` here, like the tests that start Dagster servers
+(marked by hand), so ``pytest -m "not integration"`` runs without any server binaries.
 """
 from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
 
-from pump_orchestration.warehouse.db import init_schema, make_engine
 from pump_orchestration.testing.postgres import PostgresServer, PostgresUnavailable, start_postgres
+from pump_orchestration.warehouse.db import init_schema, make_engine
+
+_POSTGRES_FIXTURES = {"postgres_server", "pg_dsn"}
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """Mark every test that starts the PostgreSQL server as ``integration``."""
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if _POSTGRES_FIXTURES & set(item.fixturenames) or params.get("warehouse_engine") == "postgres":
+            item.add_marker(pytest.mark.integration)
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,8 @@ TRADES_CSV = REPO.parent / "shared" / "realdata" / "pumpfun_trades" / "trades_da
 
 
 def _run(args, env):
-    base = {k: v for k, v in os.environ.items() if k != "DB_DSN"}  # the embedded warehouse, whatever the caller has
+    # The local deployment (embedded warehouse), whatever the caller's environment says.
+    base = {k: v for k, v in os.environ.items() if k not in ("DB_DSN", "PUMP_DEPLOYMENT")}
     out = subprocess.run([CLI, *args], cwd=REPO, env={**base, **env}, capture_output=True, text=True,
                          timeout=600)
     assert out.returncode == 0, out.stdout + out.stderr
@@ -47,3 +48,13 @@ def test_import_trades_command(tmp_path):
     summary = json.loads(_run(["import-trades", str(TRADES_CSV), "--interval", "10"],
                               {"PUMP_DATA_DIR": str(tmp_path / "data")}))
     assert summary["coins"] == 5 and summary["rows_written"] == summary["rows"]
+
+
+def test_a_deployment_mistake_is_one_line_naming_the_variable(tmp_path):
+    base = {k: v for k, v in os.environ.items() if k not in ("DB_DSN", "PUMP_DEPLOYMENT")}
+    out = subprocess.run([CLI, "init-db"], cwd=REPO, capture_output=True, text=True, timeout=120,
+                         env={**base, "PUMP_DEPLOYMENT": "production", "PUMP_DATA_DIR": str(tmp_path / "data")})
+    assert out.returncode == 2
+    assert out.stderr.splitlines() == ["pump-orchestration: DB_DSN: PUMP_DEPLOYMENT=production needs the warehouse "
+                                       "URL, e.g. DB_DSN=postgresql://user:password@host:5432/crypto"]
+    assert not (tmp_path / "data").exists()  # nothing written

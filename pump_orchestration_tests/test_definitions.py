@@ -4,28 +4,22 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 
 import dagster as dg
 import pytest
-import requests
 
 from pump_orchestration.definitions import defs
 from pump_orchestration.ml.model_store import ModelStore
 from pump_orchestration.warehouse import repository
-from pump_orchestration.testing.dagster_servers import REPO, dagster_home, dagster_processes, synthetic_deployment
-
-LAUNCH = """
-mutation($p: ExecutionParams!) {
-  launchRun(executionParams: $p) {
-    __typename
-    ... on LaunchRunSuccess { run { runId } }
-    ... on RunConfigValidationInvalid { errors { message } }
-    ... on PythonError { message }
-  }
-}"""
-STATUS = 'query($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }'
-
+from pump_orchestration.testing.dagster_servers import (
+    REPO,
+    dagster_home,
+    dagster_processes,
+    launch_run,
+    run_errors,
+    synthetic_deployment,
+    wait_for_run,
+)
 
 def test_definitions_are_loadable():
     dg.Definitions.validate_loadable(defs)
@@ -38,40 +32,6 @@ def test_workspace_validates_with_the_cli(tmp_path):
     out = subprocess.run([os.path.join(os.path.dirname(sys.executable), "dagster"), "definitions", "validate",
                           "-w", "workspace.yaml"], cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
     assert out.returncode == 0, out.stdout + out.stderr
-
-
-def _launch(port: int, config: dict, partition: str, job: str = "train_model_job", run_config: dict | None = None) -> dict:
-    """Launch ``job`` with the raw launchRun mutation (what an n8n HTTP node sends)."""
-    variables = {"p": {
-        "selector": {"repositoryLocationName": "pump_orchestration", "repositoryName": "__repository__",
-                     "jobName": job},
-        "runConfigData": run_config or {"resources": {"training_request": {"config": config}}},
-        "executionMetadata": {"tags": [{"key": "dagster/partition", "value": partition}]},
-    }}
-    response = requests.post(f"http://127.0.0.1:{port}/graphql", json={"query": LAUNCH, "variables": variables},
-                             timeout=60)
-    response.raise_for_status()
-    return response.json()["data"]["launchRun"]
-
-
-def _wait(port: int, run_id: str, timeout: float = 300) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        response = requests.post(f"http://127.0.0.1:{port}/graphql",
-                                 json={"query": STATUS, "variables": {"id": run_id}}, timeout=30)
-        status = response.json()["data"]["runOrError"]["status"]
-        if status in ("SUCCESS", "FAILURE", "CANCELED"):
-            return status
-        time.sleep(1)
-    raise TimeoutError(f"run {run_id} still {status} after {timeout}s")
-
-
-def _run_errors(home, run_id: str) -> str:
-    with dg.DagsterInstance.from_config(str(home)) as instance:
-        return "\n".join(
-            str(e.dagster_event.event_specific_data) for e in instance.all_logs(run_id)
-            if e.dagster_event and e.dagster_event.is_failure
-        )
 
 
 @pytest.mark.integration
@@ -87,32 +47,32 @@ def test_graphql_launch_trains_a_model_on_postgres(tmp_path, pg_dsn):
     }
     window = {"test_start": "2025-09-01T05:00:00Z", "test_end": "2025-09-01T08:00:00Z"}
     with dagster_processes(env, tmp_path) as port:
-        launched = _launch(port, seed_request, "2025-09-01")
+        launched = launch_run(port, seed_request, "2025-09-01")
         assert launched["__typename"] == "LaunchRunSuccess", launched
         run_id = launched["run"]["runId"]
-        second = _launch(port, {**seed_request, "name": "PumpDetector_v2", "model_type": "xgboost", "params": {},
+        second = launch_run(port, {**seed_request, "name": "PumpDetector_v2", "model_type": "xgboost", "params": {},
                                 "train_end": "2025-09-01T05:00:00Z"}, "2025-09-01")
 
-        bad = _launch(port, {**seed_request, "name": "bad", "model_type": "svm", "cv_splits": 1}, "2025-09-01")
+        bad = launch_run(port, {**seed_request, "name": "bad", "model_type": "svm", "cv_splits": 1}, "2025-09-01")
         assert bad["__typename"] == "LaunchRunSuccess", bad
-        unknown_field = _launch(port, {**seed_request, "n_trees": 5}, "2025-09-01")
+        unknown_field = launch_run(port, {**seed_request, "n_trees": 5}, "2025-09-01")
 
-        assert _wait(port, run_id) == "SUCCESS", _run_errors(home, run_id)
-        assert _wait(port, second["run"]["runId"]) == "SUCCESS", _run_errors(home, second["run"]["runId"])
-        assert _wait(port, bad["run"]["runId"]) == "FAILURE"
+        assert wait_for_run(port, run_id) == "SUCCESS", run_errors(home, run_id)
+        assert wait_for_run(port, second["run"]["runId"]) == "SUCCESS", run_errors(home, second["run"]["runId"])
+        assert wait_for_run(port, bad["run"]["runId"]) == "FAILURE"
 
         # A test report and a comparison, launched the same way with op config.
         for job, ops in [("test_model_job", {"test_report": {"config": {"model": "PumpDetector_v2", **window}}}),
                          ("compare_models_job", {"model_comparison": {"config": {
                              "model_a": "PumpDetector_v1", "model_b": "PumpDetector_v2", **window}}})]:
-            launch = _launch(port, {}, "2025-09-01", job=job, run_config={"ops": ops})
+            launch = launch_run(port, {}, "2025-09-01", job=job, run_config={"ops": ops})
             assert launch["__typename"] == "LaunchRunSuccess", launch
-            assert _wait(port, launch["run"]["runId"]) == "SUCCESS", _run_errors(home, launch["run"]["runId"])
+            assert wait_for_run(port, launch["run"]["runId"]) == "SUCCESS", run_errors(home, launch["run"]["runId"])
 
     # A misspelt field is rejected by Dagster's config validation before a run exists.
     assert unknown_field["__typename"] == "RunConfigValidationInvalid"
     assert "n_trees" in str(unknown_field["errors"])
-    errors = _run_errors(home, bad["run"]["runId"])
+    errors = run_errors(home, bad["run"]["runId"])
     assert "model_type: 'svm' is unknown" in errors and "cv_splits: must be >= 2" in errors
 
     with engine.connect() as conn:

@@ -1,8 +1,8 @@
 import dagster as dg
 import pandas as pd
 
-from pump_orchestration.io_managers import ParquetIOManager
-from pump_orchestration.partitions import training_days
+from pump_orchestration.defs.shared.io_managers import ParquetIOManager
+from pump_orchestration.defs.shared.partitions import training_days
 
 
 def _frame(start: str, end: str, freq: str = "10min") -> pd.DataFrame:

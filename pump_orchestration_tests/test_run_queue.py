@@ -11,9 +11,8 @@ import time
 import pytest
 import requests
 
+from pump_orchestration.testing.dagster_servers import dagster_processes, launch_run, synthetic_deployment
 from pump_orchestration.warehouse.jobs_mirror import get_job
-from pump_orchestration.testing.dagster_servers import dagster_processes, synthetic_deployment
-from pump_orchestration_tests.test_definitions import _launch
 
 RUNS = 'query($ids: [String!]) { runsOrError(filter: {runIds: $ids}) { ... on Runs { results { runId status } } } }'
 ACTIVE = {"STARTING", "STARTED", "CANCELING"}
@@ -52,7 +51,7 @@ def test_at_most_two_ml_runs_at_once_and_ml_jobs_follows_them(tmp_path, pg_dsn):
     with dagster_processes(env, tmp_path) as port:
         run_ids = []
         for req in requests_:
-            launched = _launch(port, req, "2025-09-01")
+            launched = launch_run(port, req, "2025-09-01")
             assert launched["__typename"] == "LaunchRunSuccess", launched
             run_ids.append(launched["run"]["runId"])
         launched_at = time.monotonic()

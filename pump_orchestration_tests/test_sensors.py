@@ -4,10 +4,10 @@ import dagster as dg
 import pytest
 from pydantic import Field
 
-from pump_orchestration.jobs import ML_QUEUE_TAGS
-from pump_orchestration.progress import report_progress
-from pump_orchestration.resources import WarehouseResource
-from pump_orchestration.sensors import ml_jobs_sensor
+from pump_orchestration.defs.ml_jobs.sensors import ml_jobs_sensor
+from pump_orchestration.defs.shared.progress import report_progress
+from pump_orchestration.defs.shared.resources import WarehouseResource
+from pump_orchestration.defs.shared.tags import ml_job_tags
 from pump_orchestration.warehouse.jobs_mirror import get_job
 
 
@@ -28,9 +28,10 @@ def tiny_model(context: dg.AssetExecutionContext, training_request: TinyRequest,
     return 1
 
 
-# Named like the real job so the mirror knows it as TRAIN; the tag puts it in the ML queue.
-tiny_train_job = dg.define_asset_job("train_model_job", selection=[tiny_model], tags=ML_QUEUE_TAGS,
+# The tags alone make a run an ML run of a type: the job's name plays no part.
+tiny_train_job = dg.define_asset_job("tiny_train_job", selection=[tiny_model], tags=ml_job_tags("TRAIN"),
                                      executor_def=dg.in_process_executor)
+# Named like a real ML job, but untagged: not mirrored.
 untagged_job = dg.define_asset_job("test_model_job", selection=[tiny_model], executor_def=dg.in_process_executor)
 
 
@@ -79,11 +80,11 @@ def test_sensor_mirrors_success_and_failure_and_a_repeated_tick_writes_nothing(w
         failed = _row(warehouse, bad)
         assert failed["status"] == "FAILED" and failed["completed_at"] is not None
         assert failed["progress"] == 0.3 and failed["train_price_change_percent"] == 5000.0
-        assert 'Execution of run for "train_model_job" failed' in failed["error_msg"]
+        assert 'Execution of run for "tiny_train_job" failed' in failed["error_msg"]
         assert "tiny_model: ValueError: only one class in the labels" in failed["error_msg"]
         assert "Stack Trace" not in failed["error_msg"] and 'File "' not in failed["error_msg"]
 
-        # Runs without the ML queue tag are not ML jobs: report_progress and the sensor leave them alone.
+        # Runs without the ML tags are not ML jobs: report_progress and the sensor leave them alone.
         assert _row(warehouse, other) is None
 
         second = _tick(instance, warehouse, first.cursor)
@@ -105,7 +106,7 @@ def test_sensor_sees_runs_not_started_yet_as_pending(warehouse):
     with dg.instance_for_test() as instance:
         defs = dg.Definitions(assets=[tiny_model], jobs=[tiny_train_job],
                               resources={"warehouse": warehouse, "training_request": TinyRequest(name="q")})
-        run = instance.create_run_for_job(defs.resolve_job_def("train_model_job"), tags=ML_QUEUE_TAGS,
+        run = instance.create_run_for_job(defs.resolve_job_def("tiny_train_job"), tags=ml_job_tags("TRAIN"),
                                           status=dg.DagsterRunStatus.NOT_STARTED)
         _tick(instance, warehouse)
     row = _row(warehouse, run.run_id)

@@ -1,4 +1,4 @@
-"""Testing a trained model on a later window and comparing two models on the same rows (SPEC §4).
+"""Testing a trained model on a later window and comparing two models on the same rows.
 
 A model is tested exactly as it was trained: its stored ``LabelSpec`` builds
 the labels, its stored ``FeatureSpec`` and feature order build the inputs

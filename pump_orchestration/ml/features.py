@@ -46,7 +46,7 @@ from pump_orchestration.ml.labels import CoinTimeLayout, coin_time_layout, windo
 #: being 0 gives a large but finite value.
 RATIO_SMOOTHING_SOL = 0.1
 
-#: Window sizes (minutes) of a training request that does not name any (SPEC §3).
+#: Window sizes (minutes) of a training request that does not name any.
 DEFAULT_WINDOWS = (5, 10, 15)
 
 _NS_PER_MINUTE = 60 * 10**9

@@ -1,6 +1,6 @@
 """Training labels for ``coin_metrics`` rows, computed per coin.
 
-Two kinds of target (SPEC §3):
+Two kinds of target, as a training request chooses them:
 
 * a *threshold* label, ``target_var <operator> value`` on the row itself
   (:func:`threshold_labels`);

@@ -1,4 +1,4 @@
-"""Classification metrics, the simulated trading profit and feature importance (SPEC §3).
+"""Classification metrics, the simulated trading profit and feature importance.
 
 Every value returned is a plain Python ``int``/``float``/``None`` so it can go
 straight into JSON columns and Dagster metadata.
@@ -44,7 +44,7 @@ def simulated_profit(y_pred, future_change_pct, direction: str = "up",
 
 def classification_metrics(y_true, y_pred, y_proba=None, future_change_pct=None, direction: str = "up",
                            fee_pct: float = DEFAULT_FEE_PCT) -> dict[str, Any]:
-    """All SPEC §3 metrics for binary labels/predictions (0/1).
+    """Every metric a model or test report stores, for binary labels/predictions (0/1).
 
     Keys: accuracy, f1, precision, recall (``zero_division=0``), roc_auc (from
     ``y_proba``, the probability of class 1; ``None`` without it or when ``y_true``

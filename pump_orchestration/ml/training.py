@@ -1,4 +1,4 @@
-"""Fitting one classifier on a labelled dataset: checks, purged time-series CV, SMOTE, metrics (SPEC §3).
+"""Fitting one classifier on a labelled dataset: checks, purged time-series CV, SMOTE, metrics.
 
 All validation respects time: rows are sorted by timestamp first, every training
 part lies strictly before its test part, and with a ``horizon`` (time-based

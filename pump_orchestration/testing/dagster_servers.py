@@ -1,4 +1,4 @@
-"""Starting a real dagster-webserver and dagster-daemon for integration tests."""
+"""A real dagster-webserver and dagster-daemon for integration tests, and GraphQL calls against them."""
 from __future__ import annotations
 
 import os
@@ -9,6 +9,9 @@ import time
 import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
+
+import dagster as dg
+import requests
 
 from pump_orchestration.testing import free_port
 
@@ -23,8 +26,6 @@ def dagster_home(path: Path) -> Path:
     Creating the storage here avoids the webserver and the daemon racing to create
     the same SQLite schema when they start together.
     """
-    import dagster as dg
-
     path.mkdir(parents=True, exist_ok=True)
     shutil.copy(REPO / "dagster.yaml", path / "dagster.yaml")
     with dg.DagsterInstance.from_config(str(path)) as instance:
@@ -88,6 +89,57 @@ def synthetic_deployment(pg_dsn: str, tmp_path: Path) -> tuple:
     init_schema(engine, create_coin_metrics=True)
     ingest_synthetic(engine, n_coins=80, start="2025-09-01T00:00:00Z", hours=8, seed=5)
     home = dagster_home(tmp_path / "home")
-    env = {"DAGSTER_HOME": str(home), "DB_DSN": pg_dsn, "PUMP_DATA_DIR": str(tmp_path / "data"),
+    env = {"DAGSTER_HOME": str(home), "PUMP_DEPLOYMENT": "production", "DB_DSN": pg_dsn, "PUMP_DATA_DIR": str(tmp_path / "data"),
            "PUMP_PARTITIONS_START": "2025-08-25"}
     return engine, home, env
+
+
+# ---------------------------------------------------------------- GraphQL, as n8n or a script sends it
+
+_LAUNCH = """
+mutation($p: ExecutionParams!) {
+  launchRun(executionParams: $p) {
+    __typename
+    ... on LaunchRunSuccess { run { runId } }
+    ... on RunConfigValidationInvalid { errors { message } }
+    ... on PythonError { message }
+  }
+}"""
+_STATUS = 'query($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }'
+
+
+def launch_run(port: int, config: dict, partition: str, job: str = "train_model_job",
+               run_config: dict | None = None) -> dict:
+    """Launch ``job`` with the raw launchRun mutation (what an n8n HTTP node sends)."""
+    variables = {"p": {
+        "selector": {"repositoryLocationName": "pump_orchestration", "repositoryName": "__repository__",
+                     "jobName": job},
+        "runConfigData": run_config or {"resources": {"training_request": {"config": config}}},
+        "executionMetadata": {"tags": [{"key": "dagster/partition", "value": partition}]},
+    }}
+    response = requests.post(f"http://127.0.0.1:{port}/graphql", json={"query": _LAUNCH, "variables": variables},
+                             timeout=60)
+    response.raise_for_status()
+    return response.json()["data"]["launchRun"]
+
+
+def wait_for_run(port: int, run_id: str, timeout: float = 300) -> str:
+    """Poll the run's status over GraphQL until it ends; returns SUCCESS, FAILURE or CANCELED."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        response = requests.post(f"http://127.0.0.1:{port}/graphql",
+                                 json={"query": _STATUS, "variables": {"id": run_id}}, timeout=30)
+        status = response.json()["data"]["runOrError"]["status"]
+        if status in ("SUCCESS", "FAILURE", "CANCELED"):
+            return status
+        time.sleep(1)
+    raise TimeoutError(f"run {run_id} still {status} after {timeout}s")
+
+
+def run_errors(home, run_id: str) -> str:
+    """The failure events of a run, read from the instance in ``home`` (for assertion messages)."""
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        return "\n".join(
+            str(e.dagster_event.event_specific_data) for e in instance.all_logs(run_id)
+            if e.dagster_event and e.dagster_event.is_failure
+        )

@@ -265,7 +265,7 @@ ml_jobs = sa.Table(
     sa.Column("progress_msg", sa.Text()),
     sa.Column("error_msg", sa.Text()),
     sa.Column("dagster_run_id", sa.String(64), unique=True),
-    # The seeds parked the requested name in progress_msg; it gets its own column here.
+    # The original service parked the requested name in progress_msg; it gets its own column here.
     sa.Column("train_model_name", sa.String(255)),
     sa.Column("train_model_type", sa.String(50)),
     sa.Column("train_target_var", sa.String(100)),
@@ -306,7 +306,7 @@ prediction_active_models = sa.Table(
     "prediction_active_models",
     metadata,
     _id(),
-    # No FK: an imported model may come from another training deployment (seed 004).
+    # No FK: an active model may be imported from another training deployment, whose ids differ.
     sa.Column("model_id", sa.BigInteger(), nullable=False, unique=True),
     sa.Column("model_name", sa.String(255), nullable=False),
     sa.Column("model_type", sa.String(50), nullable=False),

@@ -4,34 +4,33 @@ import pandas as pd
 import pytest
 
 from pump_orchestration.data.synthetic import generate_coin_metrics
-from pump_orchestration.definitions import defs
 from pump_orchestration.ml.evaluation import choose_winner
+from pump_orchestration.testing.locations import failure_text
 from pump_orchestration.warehouse import repository
 from pump_orchestration.warehouse.coin_metrics import write_coin_metrics
-from pump_orchestration_tests.assets.test_training import DAY, failure_text, model_rows, point_code_location_at, train
-from pump_orchestration_tests.assets.test_training import REQUEST as BASE_REQUEST
 
+DAY = "2025-09-01"
 # Synthetic pumps dump within minutes, so "rises within the horizon" is the learnable target here.
-REQUEST = {**BASE_REQUEST, "label_mode": "within"}
-
-
-def run(job: str, ops_config: dict, *, partition=DAY, resources: dict | None = None, tags=None):
-    run_config = {"ops": ops_config}
-    if resources:
-        run_config["resources"] = resources
-    return defs.resolve_job_def(job).execute_in_process(
-        run_config=run_config, partition_key=partition, tags=tags, instance=dg.DagsterInstance.ephemeral(),
-        raise_on_error=False,
-    )
+REQUEST = {
+    "name": "m1", "model_type": "xgboost", "target_var": "price_close", "future_minutes": 10,
+    "min_percent_change": 30.0, "direction": "up", "label_mode": "within", "cv_splits": 3,
+    "params": {"n_estimators": 30},
+}
 
 
 @pytest.fixture
-def market(warehouse_engine, tmp_path, monkeypatch):
-    """10 hours of synthetic coin_metrics with planted pumps; env points the code location at them."""
+def market(location):
+    """10 hours of synthetic coin_metrics with planted pumps."""
     metrics, _ = generate_coin_metrics(n_coins=220, start=f"{DAY}T00:00:00Z", hours=10, seed=7)
-    write_coin_metrics(warehouse_engine, metrics)
-    point_code_location_at(warehouse_engine, tmp_path, monkeypatch)
-    return warehouse_engine
+    write_coin_metrics(location.engine, metrics)
+    return location
+
+
+def run(location, job: str, ops_config: dict, *, resources: dict | None = None):
+    run_config = {"ops": ops_config}
+    if resources:
+        run_config["resources"] = resources
+    return location.run(job, run_config, partition=DAY)
 
 
 def _hours(start: int, end: int) -> dict:
@@ -39,13 +38,13 @@ def _hours(start: int, end: int) -> dict:
 
 
 def test_test_report_and_comparison(market):
-    assert train({**REQUEST, "name": "good", "params": {"n_estimators": 100}, **_hours(0, 6)}).success
-    assert train({**REQUEST, "name": "weak", "params": {"n_estimators": 2, "max_depth": 1}, **_hours(0, 6)}).success
+    assert market.train({**REQUEST, "name": "good", "params": {"n_estimators": 100}, **_hours(0, 6)}).success
+    assert market.train({**REQUEST, "name": "weak", "params": {"n_estimators": 2, "max_depth": 1}, **_hours(0, 6)}).success
 
     window = {"test_start": f"{DAY}T06:00:00Z", "test_end": f"{DAY}T10:00:00Z"}
-    result = run("test_model_job", {"test_report": {"config": {"model": "good", **window}}})
+    result = run(market, "test_model_job", {"test_report": {"config": {"model": "good", **window}}})
     assert result.success, failure_text(result)
-    with market.connect() as conn:
+    with market.engine.connect() as conn:
         good = repository.get_model(conn, name="good")
         [test] = repository.list_test_results(conn, model_id=good["id"])
     assert test["test_start"] == pd.Timestamp(window["test_start"]) and test["has_overlap"] is False
@@ -58,24 +57,24 @@ def test_test_report_and_comparison(market):
     assert checks["test_window_disjoint"].passed and checks["beats_majority_baseline"].passed
 
     # Testing on its own training period warns (overlap note, failed non-blocking check) but still reports.
-    overlapping = run("test_model_job", {"test_report": {"config": {"model": str(good["id"]),
+    overlapping = run(market, "test_model_job", {"test_report": {"config": {"model": str(good["id"]),
                                                                     "test_start": f"{DAY}T04:00:00Z",
                                                                     "test_end": f"{DAY}T10:00:00Z"}}})
     assert overlapping.success, failure_text(overlapping)
-    with market.connect() as conn:
+    with market.engine.connect() as conn:
         latest = repository.list_test_results(conn, model_id=good["id"])[-1]
     assert latest["has_overlap"] and "33.3 %" in latest["overlap_note"]
     assert not {e.check_name: e for e in overlapping.get_asset_check_evaluations()}["test_window_disjoint"].passed
 
-    compared = run("compare_models_job", {"model_comparison": {"config": {"model_a": "weak", "model_b": "good", **window}}})
+    compared = run(market, "compare_models_job", {"model_comparison": {"config": {"model_a": "weak", "model_b": "good", **window}}})
     assert compared.success, failure_text(compared)
-    with market.connect() as conn:
+    with market.engine.connect() as conn:
         [comparison] = repository.list_comparisons(conn)
         tests = {t["id"]: t for t in repository.list_test_results(conn)}
     # Which model is better on synthetic data is the core tests' business (test_evaluation.py plants pumps and
     # checks that the informative model wins significantly); here: the winner id follows the rule on the stored
     # metrics, and A/B map to the requested models.
-    weak_id = {m["name"]: m["id"] for m in model_rows(market)}["weak"]
+    weak_id = {m["name"]: m["id"] for m in market.models()}["weak"]
     assert (comparison["model_a_id"], comparison["model_b_id"]) == (weak_id, good["id"])
     rule = choose_winner({"f1": comparison["a_f1"], "roc_auc": comparison["a_roc_auc"]},
                          {"f1": comparison["b_f1"], "roc_auc": comparison["b_roc_auc"]})
@@ -94,29 +93,29 @@ def test_test_report_and_comparison(market):
     ],
 )
 def test_bad_test_requests_fail_clearly_and_write_nothing(market, config, message):
-    assert train({**REQUEST, "name": "good", **_hours(0, 6)}).success
-    result = run("test_model_job", {"test_report": {"config": config}})
+    assert market.train({**REQUEST, "name": "good", **_hours(0, 6)}).success
+    result = run(market, "test_model_job", {"test_report": {"config": config}})
     assert not result.success and message in failure_text(result)
-    with market.connect() as conn:
+    with market.engine.connect() as conn:
         assert repository.list_test_results(conn) == []
 
 
 def test_comparing_a_model_with_itself_is_refused(market):
-    assert train({**REQUEST, "name": "good", **_hours(0, 6)}).success
-    result = run("compare_models_job", {"model_comparison": {"config": {"model_a": "good", "model_b": "good"}}})
+    assert market.train({**REQUEST, "name": "good", **_hours(0, 6)}).success
+    result = run(market, "compare_models_job", {"model_comparison": {"config": {"model_a": "good", "model_b": "good"}}})
     assert not result.success and "model_b: must differ from model_a" in failure_text(result)
 
 
 def test_walk_forward_backfill_writes_a_report_per_window_and_comparisons(market, tmp_path):
     request = {**REQUEST, "name": "wf", "params": {"n_estimators": 20}}
-    result = run("walk_forward_job",
+    result = run(market, "walk_forward_job",
                  {"walk_forward_evaluation": {"config": {"train_hours": 3, "test_hours": 1, "step_hours": 1,
                                                          "n_bootstrap": 200}}},
                  resources={"training_request": {"config": request}})
     assert result.success, failure_text(result)
-    models = sorted(model_rows(market), key=lambda m: m["train_start"])
+    models = sorted(market.models(), key=lambda m: m["train_start"])
     assert [m["name"] for m in models] == [f"wf_wf_20250901T{h:02d}00" for h in range(3, 10)]
-    with market.connect() as conn:
+    with market.engine.connect() as conn:
         tests = repository.list_test_results(conn)
         comparisons = repository.list_comparisons(conn)
     assert len(tests) == 7 + 2 * 6 and len(comparisons) == 6

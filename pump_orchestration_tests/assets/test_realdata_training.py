@@ -1,35 +1,29 @@
 """Import the real pump.fun trades in ../shared/realdata and train on them through Dagster, end to end."""
 from pathlib import Path
 
-import dagster as dg
 import pytest
 
 from pump_orchestration.data.ingest import ingest_trades
-from pump_orchestration.definitions import defs
 from pump_orchestration.ml.model_store import ModelStore
 from pump_orchestration.warehouse import repository
-from pump_orchestration_tests.assets.test_training import point_code_location_at
+from pump_orchestration.testing.locations import failure_text
 
 TRADES_CSV = Path(__file__).resolve().parents[2].parent / "shared" / "realdata" / "pumpfun_trades" / "trades_data.csv"
 
 
 @pytest.mark.realdata
-def test_import_real_trades_and_train(warehouse_engine, tmp_path, monkeypatch):
+def test_import_real_trades_and_train(location, warehouse_engine, tmp_path):
     if not TRADES_CSV.exists():
         pytest.skip(f"real trades absent: {TRADES_CSV} (../shared/realdata is not shipped with the project)")
     summary = ingest_trades(warehouse_engine, TRADES_CSV, interval_seconds=5)
     assert summary["coins"] == 5 and summary["rows_written"] == summary["rows"] > 10_000
-    point_code_location_at(warehouse_engine, tmp_path, monkeypatch)
 
     request = {"name": "real_rf", "model_type": "random_forest", "target_var": "price_close",
                "future_minutes": 5, "min_percent_change": 10.0, "direction": "up", "label_mode": "within",
                "cv_splits": 3, "params": {"n_estimators": 50}}
-    result = defs.resolve_job_def("train_model_job").execute_in_process(
-        run_config={"resources": {"training_request": {"config": request}}},
-        tags={"dagster/asset_partition_range_start": "2025-09-13", "dagster/asset_partition_range_end": "2025-09-15"},
-        instance=dg.DagsterInstance.ephemeral(), raise_on_error=False,
-    )
-    assert result.success, "\n".join(str(e.event_specific_data) for e in result.all_events if e.is_failure)
+    result = location.train(request, partition=None, tags={"dagster/asset_partition_range_start": "2025-09-13",
+                                                           "dagster/asset_partition_range_end": "2025-09-15"})
+    assert result.success, failure_text(result)
     with warehouse_engine.connect() as conn:
         row = repository.get_model(conn, name="real_rf")
     balance = row["params"]["_training"]["label_balance"]

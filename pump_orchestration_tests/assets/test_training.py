@@ -1,14 +1,12 @@
 """The training chain run through Dagster on the embedded SQLite warehouse and on a real PostgreSQL."""
-from pathlib import Path
-
 import dagster as dg
 import pandas as pd
 import pytest
 import sqlalchemy as sa
 
 from pump_orchestration.data.synthetic import generate_coin_metrics
-from pump_orchestration.definitions import defs
 from pump_orchestration.ml.model_store import ModelStore
+from pump_orchestration.testing.locations import failure_text
 from pump_orchestration.warehouse import repository
 from pump_orchestration.warehouse.coin_metrics import write_coin_metrics
 
@@ -19,53 +17,19 @@ REQUEST = {
 }
 
 
-def point_code_location_at(engine, tmp_path, monkeypatch) -> None:
-    """Make the code location use ``engine`` as its warehouse and ``tmp_path/data`` for caches and models."""
-    monkeypatch.setenv("DB_DSN", engine.url.render_as_string(hide_password=False))
-    monkeypatch.setenv("PUMP_DATA_DIR", str(tmp_path / "data"))
-
-
 @pytest.fixture
-def market(warehouse_engine, tmp_path, monkeypatch):
-    """A warehouse with 6 hours of synthetic coin_metrics; env points the code location at it."""
+def market(location):
+    """A warehouse with 6 hours of synthetic coin_metrics."""
     metrics, pumps = generate_coin_metrics(n_coins=90, start=f"{DAY}T00:00:00Z", hours=6, seed=11)
-    write_coin_metrics(warehouse_engine, metrics)
-    point_code_location_at(warehouse_engine, tmp_path, monkeypatch)
-    return warehouse_engine
-
-
-def train(request: dict, *, partition: str | None = DAY, tags: dict | None = None) -> dg.ExecuteInProcessResult:
-    return defs.resolve_job_def("train_model_job").execute_in_process(
-        run_config={"resources": {"training_request": {"config": request}}},
-        partition_key=partition, tags=tags, instance=dg.DagsterInstance.ephemeral(), raise_on_error=False,
-    )
-
-
-def failure_text(result: dg.ExecuteInProcessResult) -> str:
-    """The error messages (with their causes) of a failed run."""
-    messages = []
-    for event in result.all_events:
-        error = getattr(event.event_specific_data, "error", None) if event.is_failure else None
-        while error is not None:
-            messages.append(error.message)
-            error = error.cause
-    return "\n".join(messages)
-
-
-def model_rows(engine) -> list[dict]:
-    with engine.connect() as conn:
-        return repository.list_models(conn, include_deleted=True)
-
-
-def artifacts(tmp_path: Path) -> list[Path]:
-    return sorted((tmp_path / "data" / "models").glob("*.joblib"))
+    write_coin_metrics(location.engine, metrics)
+    return location
 
 
 def test_train_model_job_writes_model_row_and_verified_artifact(market, tmp_path):
-    result = train(REQUEST)
+    result = market.train(REQUEST)
     assert result.success, failure_text(result)
 
-    [row] = model_rows(market)
+    [row] = market.models()
     assert row["name"] == "m1" and row["status"] == "READY" and row["model_type"] == "xgboost"
     assert row["train_start"] == pd.Timestamp(DAY, tz="UTC") and row["train_end"] == pd.Timestamp("2025-09-02", tz="UTC")
     assert row["params"]["n_estimators"] == 30 and row["params"]["max_depth"] == 6  # default from ref_model_types
@@ -86,14 +50,13 @@ def test_train_model_job_writes_model_row_and_verified_artifact(market, tmp_path
     assert meta["model_id"].value == row["id"]
 
 
-def test_a_range_of_days_is_one_model_and_days_are_cached_separately(warehouse_engine, tmp_path, monkeypatch):
+def test_a_range_of_days_is_one_model_and_days_are_cached_separately(location, warehouse_engine, tmp_path, monkeypatch):
     metrics, _ = generate_coin_metrics(n_coins=120, start=f"{DAY}T20:00:00Z", hours=8, seed=11)
     write_coin_metrics(warehouse_engine, metrics)
-    point_code_location_at(warehouse_engine, tmp_path, monkeypatch)
-    result = train(REQUEST, partition=None, tags={"dagster/asset_partition_range_start": DAY,
+    result = location.train(REQUEST, partition=None, tags={"dagster/asset_partition_range_start": DAY,
                                                   "dagster/asset_partition_range_end": "2025-09-02"})
     assert result.success, failure_text(result)
-    [row] = model_rows(warehouse_engine)
+    [row] = location.models()
     assert row["train_end"] - row["train_start"] == pd.Timedelta(days=2)
 
     cache = tmp_path / "data" / "cache" / "coin_metrics_slice"
@@ -107,9 +70,9 @@ def test_a_range_of_days_is_one_model_and_days_are_cached_separately(warehouse_e
 
 
 def test_train_start_and_end_narrow_the_window(market):
-    result = train({**REQUEST, "train_start": f"{DAY}T01:00:00Z", "train_end": f"{DAY}T05:00:00Z"})
+    result = market.train({**REQUEST, "train_start": f"{DAY}T01:00:00Z", "train_end": f"{DAY}T05:00:00Z"})
     assert result.success, failure_text(result)
-    [row] = model_rows(market)
+    [row] = market.models()
     assert (row["train_start"], row["train_end"]) == (pd.Timestamp(f"{DAY}T01:00", tz="UTC"),
                                                       pd.Timestamp(f"{DAY}T05:00", tz="UTC"))
     split = row["params"]["_training"]["split"]
@@ -117,20 +80,20 @@ def test_train_start_and_end_narrow_the_window(market):
 
 
 def test_invalid_request_fails_before_any_step(market):
-    result = train({**REQUEST, "model_type": "svm", "future_minutes": 0, "features": ["price_close", "nope"]})
+    result = market.train({**REQUEST, "model_type": "svm", "future_minutes": 0, "features": ["price_close", "nope"]})
     assert not result.success
     text = failure_text(result)
     assert "model_type: 'svm' is unknown; allowed: random_forest" in text
     assert "future_minutes: must be > 0" in text and "column 'nope' is not in coin_metrics" in text
     assert result.get_step_success_events() == [] and not result.asset_materializations_for_node("coin_metrics_slice")
-    assert model_rows(market) == []
+    assert market.models() == []
 
 
 def test_duplicate_name_is_rejected_and_the_first_model_kept(market, tmp_path):
-    assert train(REQUEST).success
-    second = train(REQUEST)
+    assert market.train(REQUEST).success
+    second = market.train(REQUEST)
     assert not second.success and "a model named 'm1' already exists" in failure_text(second)
-    assert len(model_rows(market)) == 1 and len(artifacts(tmp_path)) == 1
+    assert len(market.models()) == 1 and len(market.artifacts()) == 1
 
 
 @pytest.mark.parametrize(
@@ -143,35 +106,33 @@ def test_duplicate_name_is_rejected_and_the_first_model_kept(market, tmp_path):
     ],
 )
 def test_data_problems_fail_the_run_and_write_nothing(market, tmp_path, changes, partition, message):
-    result = train({**REQUEST, **changes}, partition=partition)
+    result = market.train({**REQUEST, **changes}, partition=partition)
     assert not result.success
     assert message in failure_text(result)
-    assert model_rows(market) == [] and artifacts(tmp_path) == []
+    assert market.models() == [] and market.artifacts() == []
 
 
-def test_all_nan_feature_and_missing_optional_columns(warehouse_engine, tmp_path, monkeypatch):
+def test_all_nan_feature_and_missing_optional_columns(location, warehouse_engine, tmp_path, monkeypatch):
     metrics, _ = generate_coin_metrics(n_coins=90, start=f"{DAY}T00:00:00Z", hours=6, seed=11)
     # The tracker never filled unique_wallets, and it does not write whale volumes at all.
     metrics["unique_wallets"] = None
     write_coin_metrics(warehouse_engine, metrics.drop(columns=["whale_buy_volume_sol", "whale_sell_volume_sol"]))
-    point_code_location_at(warehouse_engine, tmp_path, monkeypatch)
 
-    result = train({**REQUEST, "features": ["volume_sol", "unique_wallets"]})
+    result = location.train({**REQUEST, "features": ["volume_sol", "unique_wallets"]})
     assert not result.success
     assert "['unique_wallets'] are NaN on every labelled row" in failure_text(result)
 
-    result = train({**REQUEST, "name": "m2", "features": ["volume_sol"], "use_smote": False})
+    result = location.train({**REQUEST, "name": "m2", "features": ["volume_sol"], "use_smote": False})
     assert result.success, failure_text(result)
     skipped = result.asset_materializations_for_node("engineered_features")[0].metadata["skipped_features"].value
     assert any("whale" in name for name in skipped)
     assert skipped["wallet_ratio_5"] == "needs 'unique_wallets', NULL on every loaded row"
-    [row] = model_rows(warehouse_engine)
+    [row] = location.models()
     assert not any("wallet" in f or "whale" in f for f in row["features"])
 
 
-def test_failed_row_insert_removes_the_artifact(warehouse_engine, tmp_path, monkeypatch):
+def test_failed_row_insert_removes_the_artifact(location, warehouse_engine, tmp_path, monkeypatch):
     """The IO manager writes the artifact first; if the row cannot be written the artifact goes too."""
-    point_code_location_at(warehouse_engine, tmp_path, monkeypatch)
     metrics, _ = generate_coin_metrics(n_coins=90, start=f"{DAY}T00:00:00Z", hours=6, seed=11)
     write_coin_metrics(warehouse_engine, metrics)
     # A trigger-free way to make the insert fail after validation: a row with the same name appears meanwhile.
@@ -183,16 +144,16 @@ def test_failed_row_insert_removes_the_artifact(warehouse_engine, tmp_path, monk
         return real_insert(conn, values)
 
     monkeypatch.setattr(repository, "insert_model", racing_insert)
-    result = train(REQUEST)
+    result = location.train(REQUEST)
     assert not result.success
-    assert isinstance(failure_text(result), str) and artifacts(tmp_path) == []
-    [row] = model_rows(warehouse_engine)
+    assert isinstance(failure_text(result), str) and location.artifacts() == []
+    [row] = location.models()
     assert row["model_file_path"] == "elsewhere"
 
 
 def test_stale_intermediate_from_another_request_is_refused(market):
-    assert train(REQUEST).success
-    only_model = defs.resolve_job_def("train_model_job").get_subset(
+    assert market.train(REQUEST).success
+    only_model = market.defs.resolve_job_def("train_model_job").get_subset(
         asset_selection={dg.AssetKey("fitted_model")}
     ).execute_in_process(
         run_config={"resources": {"training_request": {"config": {**REQUEST, "name": "m2", "future_minutes": 20}}}},
@@ -200,7 +161,7 @@ def test_stale_intermediate_from_another_request_is_refused(market):
     )
     assert not only_model.success
     assert "built for a different request" in failure_text(only_model)
-    with market.connect() as conn:
+    with market.engine.connect() as conn:
         assert conn.execute(sa.text("select count(*) from ml_models")).scalar() == 1
 
 
@@ -209,12 +170,12 @@ def test_failed_blocking_quality_check_fails_the_run_and_is_stored_with_the_mode
     import pump_orchestration.ml.quality as quality
 
     monkeypatch.setattr(quality, "BASELINE_ROC_AUC", 0.999)
-    result = train(REQUEST)
+    result = market.train(REQUEST)
     assert not result.success and "fitted_model: beats_majority_baseline" in failure_text(result)
     checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
     assert not checks["beats_majority_baseline"].passed
     assert checks["beats_majority_baseline"].severity == dg.AssetCheckSeverity.ERROR
-    [row] = model_rows(market)
+    [row] = market.models()
     assert row["params"]["_checks"]["beats_majority_baseline"] == {
         "passed": False, "blocking": True, "description": checks["beats_majority_baseline"].description}
     # A failed run leaves the model FAILED with the reason, never READY.

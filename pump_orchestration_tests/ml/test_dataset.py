@@ -8,7 +8,7 @@ from pump_orchestration.ml.dataset import DatasetError, build_feature_matrix, ma
 from pump_orchestration.ml.features import engineered_feature_names, required_history
 from pump_orchestration.ml.request import FeatureSpec, LabelSpec
 
-SPEC = FeatureSpec(base_features=("volume_sol", "num_buys"), use_engineered=True, windows=(5, 10, 15))
+FEATURES = FeatureSpec(base_features=("volume_sol", "num_buys"), use_engineered=True, windows=(5, 10, 15))
 
 
 @pytest.fixture(scope="module")
@@ -18,7 +18,7 @@ def market() -> pd.DataFrame:
 
 
 def test_matrix_order_is_base_then_engineered(market):
-    X, skipped = build_feature_matrix(market, SPEC)
+    X, skipped = build_feature_matrix(market, FEATURES)
     assert list(X.columns) == ["volume_sol", "num_buys", *engineered_feature_names((5, 10, 15))]
     assert skipped == {} and X.index.equals(market.index)
 
@@ -27,12 +27,12 @@ def test_matrix_order_is_base_then_engineered(market):
 @given(st.data())
 def test_scoring_a_row_from_its_recent_history_equals_the_training_matrix(market, data):
     """Live scoring loads only a coin's last max(windows) minutes; its features must equal training's."""
-    X_full, _ = build_feature_matrix(market, SPEC)
+    X_full, _ = build_feature_matrix(market, FEATURES)
     i = data.draw(st.integers(0, len(market) - 1))
     row = market.iloc[i]
     history = market[(market["mint"] == row["mint"]) & (market["timestamp"] <= row["timestamp"])
-                     & (market["timestamp"] > row["timestamp"] - required_history(SPEC.windows))]
-    X_scoring, _ = build_feature_matrix(history, SPEC)
+                     & (market["timestamp"] > row["timestamp"] - required_history(FEATURES.windows))]
+    X_scoring, _ = build_feature_matrix(history, FEATURES)
     np.testing.assert_allclose(X_scoring.loc[market.index[i]].to_numpy(), X_full.iloc[i].to_numpy(),
                                rtol=1e-6, atol=1e-9)
 
@@ -48,7 +48,7 @@ def test_time_based_and_threshold_labels(market):
 
 
 def test_select_rows_keeps_window_phases_labels_and_finite_inputs(market):
-    X, _ = build_feature_matrix(market, SPEC)
+    X, _ = build_feature_matrix(market, FEATURES)
     labels, change = make_labels(market, LabelSpec("price_close", True, future_minutes=5, min_percent_change=20.0))
     X.iloc[:7, 0] = np.nan  # a tracker hiccup: volume missing on a few rows
     start, end = pd.Timestamp("2025-09-01T00:30", tz="UTC"), pd.Timestamp("2025-09-01T02:30", tz="UTC")
@@ -65,7 +65,7 @@ def test_select_rows_keeps_window_phases_labels_and_finite_inputs(market):
 
 
 def test_select_rows_errors_name_the_problem(market):
-    X, _ = build_feature_matrix(market, SPEC)
+    X, _ = build_feature_matrix(market, FEATURES)
     labels, _ = make_labels(market, LabelSpec("price_close", True, future_minutes=5, min_percent_change=20.0))
     later = pd.Timestamp("2025-09-03", tz="UTC")
     with pytest.raises(DatasetError, match="empty window"):

@@ -1,4 +1,4 @@
-"""The ml_jobs mirror on both backends: upserts, monotone status and progress, request mapping."""
+"""The ml_jobs mirror's storage on both backends: upserts, monotone status and progress, result ids."""
 from __future__ import annotations
 
 import datetime as dt
@@ -7,16 +7,8 @@ import pytest
 import sqlalchemy as sa
 
 from pump_orchestration.warehouse import repository
-from pump_orchestration.warehouse.jobs_mirror import (
-    JOB_TYPES_BY_JOB,
-    STATUS_BY_DAGSTER,
-    get_job,
-    record_progress,
-    record_result,
-    request_fields,
-    upsert_job,
-)
-from pump_orchestration.warehouse.schema import JOB_STATUSES, JOB_TYPES, ml_jobs
+from pump_orchestration.warehouse.jobs_mirror import get_job, record_progress, record_result, upsert_job
+from pump_orchestration.warehouse.schema import ml_jobs
 
 UTC = dt.timezone.utc
 T0 = dt.datetime(2025, 9, 1, 12, 0, tzinfo=UTC)
@@ -38,12 +30,6 @@ def _model(engine, name="M1") -> int:
             "name": name, "model_type": "xgboost", "status": "READY", "target_variable": "price_close",
             "train_start": T0, "train_end": T0 + dt.timedelta(days=1), "features": ["price_close"],
         })
-
-
-def test_mappings_only_name_known_types_and_statuses():
-    assert set(JOB_TYPES_BY_JOB.values()) <= set(JOB_TYPES)
-    assert set(STATUS_BY_DAGSTER.values()) <= set(JOB_STATUSES)
-    assert STATUS_BY_DAGSTER["CANCELING"] == "RUNNING" and STATUS_BY_DAGSTER["CANCELED"] == "CANCELLED"
 
 
 def test_upsert_inserts_then_updates_the_same_row(warehouse_engine):
@@ -72,21 +58,21 @@ def test_status_never_goes_backwards_and_none_never_erases(warehouse_engine):
 
 
 def test_progress_is_monotone_and_its_message_follows_it(warehouse_engine):
-    record_progress(warehouse_engine, "r", "train_model_job", 0.5, "half")
-    record_progress(warehouse_engine, "r", "train_model_job", 0.2, "stale")
+    record_progress(warehouse_engine, "r", "TRAIN", 0.5, "half")
+    record_progress(warehouse_engine, "r", "TRAIN", 0.2, "stale")
     assert (_row(warehouse_engine, "r")["progress"], _row(warehouse_engine, "r")["progress_msg"]) == (0.5, "half")
-    record_progress(warehouse_engine, "r", "train_model_job", 7.0, "done")  # clamped to the CHECK range
+    record_progress(warehouse_engine, "r", "TRAIN", 7.0, "done")  # clamped to the CHECK range
     row = _row(warehouse_engine, "r")
     assert (row["progress"], row["progress_msg"], row["status"], row["job_type"]) == (1.0, "done", "RUNNING", "TRAIN")
     with pytest.raises(ValueError, match="NaN"):
-        record_progress(warehouse_engine, "r", "train_model_job", float("nan"), "?")
+        record_progress(warehouse_engine, "r", "TRAIN", float("nan"), "?")
 
 
 def test_record_progress_sets_started_at_once_and_the_sensor_may_make_it_earlier(warehouse_engine):
-    record_progress(warehouse_engine, "r", "test_model_job", 0.1, "loading")
+    record_progress(warehouse_engine, "r", "TEST", 0.1, "loading")
     started = _row(warehouse_engine, "r")["started_at"]
     assert started is not None and _row(warehouse_engine, "r")["job_type"] == "TEST"
-    record_progress(warehouse_engine, "r", "test_model_job", 0.2, "scoring")
+    record_progress(warehouse_engine, "r", "TEST", 0.2, "scoring")
     assert _row(warehouse_engine, "r")["started_at"] == started
     _upsert(warehouse_engine, "r", job_type="TEST", status="RUNNING", started_at=started - dt.timedelta(seconds=3))
     assert _row(warehouse_engine, "r")["started_at"] == started - dt.timedelta(seconds=3)
@@ -115,56 +101,25 @@ def test_model_references_resolve_by_id_or_name_and_unknown_ones_stay_null(wareh
 def test_record_result_stores_result_ids(warehouse_engine):
     model_id = _model(warehouse_engine)
     _upsert(warehouse_engine, "r", job_type="TRAIN", status="COMPLETED")
-    record_result(warehouse_engine, "r", "train_model_job", result_model_id=model_id)
+    record_result(warehouse_engine, "r", "TRAIN", result_model_id=model_id)
     row = _row(warehouse_engine, "r")
     assert row["result_model_id"] == model_id and row["status"] == "COMPLETED"
     with pytest.raises(ValueError, match="result_score"):
-        record_result(warehouse_engine, "r", "train_model_job", result_score=1)
+        record_result(warehouse_engine, "r", "TRAIN", result_score=1)
 
 
 def test_bad_input_is_rejected(warehouse_engine):
-    with pytest.raises(ValueError, match="not an ML job"):
-        record_progress(warehouse_engine, "r", "score_job", 0.1, "x")
+    with pytest.raises(ValueError, match="job_type: unknown ml_jobs job type 'SCORE'"):
+        record_progress(warehouse_engine, "r", "SCORE", 0.1, "x")
     with pytest.raises(ValueError, match="bogus"):
         _upsert(warehouse_engine, "r", job_type="TRAIN", status="PENDING", bogus=1)
     with pytest.raises(ValueError, match="no ml_jobs row"):
         _upsert(warehouse_engine, "missing", progress=0.5)
 
 
-def test_request_fields_of_a_training_run():
-    config = {"resources": {"training_request": {"config": {
-        "name": "PumpDetector_v1", "model_type": "xgboost", "target_var": "price_close", "future_minutes": 10,
-        "min_percent_change": 30.0, "direction": "up", "features": ["price_close"], "phases": [1, 2],
-        "params": {"n_estimators": 30}, "train_start": "2025-09-01T06:00:00Z", "cv_splits": 3,
-        "target_operator": ">", "target_value": 5.0}}}}
-    fields = request_fields("train_model_job", config, {"dagster/partition": "2025-09-01"})
-    assert fields == {
-        "train_model_name": "PumpDetector_v1", "train_model_type": "xgboost", "train_target_var": "price_close",
-        "train_future_minutes": 10, "train_price_change_percent": 30.0, "train_target_direction": "up",
-        "train_features": ["price_close"], "train_phases": [1, 2], "train_params": {"n_estimators": 30},
-        "train_start": dt.datetime(2025, 9, 1, 6, tzinfo=UTC),  # the request narrows the day
-        "train_end": dt.datetime(2025, 9, 2, tzinfo=UTC),  # else the partition's end
-    }
-    classic = request_fields("walk_forward_job", {"resources": {"training_request": {"config": {
-        "use_time_based_prediction": False, "target_operator": ">", "target_value": "50000", "phases": [],
-        "future_minutes": 10, "direction": "up"}}}},
-        {"dagster/asset_partition_range_start": "2025-09-01", "dagster/asset_partition_range_end": "2025-09-03"})
-    assert classic == {"train_operator": ">", "train_value": 50000.0,
-                       "train_start": dt.datetime(2025, 9, 1, tzinfo=UTC), "train_end": dt.datetime(2025, 9, 4, tzinfo=UTC)}
-
-
-def test_request_fields_of_test_and_compare_runs_tolerate_missing_and_bad_keys():
-    test = request_fields("test_model_job", {"ops": {"test_report": {"config": {
-        "model": 7, "test_start": "2025-09-02T00:00:00", "test_end": "not a time"}}}})
-    assert test == {"test_model_id": 7, "test_start": dt.datetime(2025, 9, 2, tzinfo=UTC)}
-    compare = request_fields("compare_models_job", {"ops": {"model_comparison": {"config": {
-        "model_a": "M1", "model_b": 3, "test_start": "2025-09-02", "test_end": "2025-09-03"}}}})
-    assert compare == {"compare_model_a_id": "M1", "compare_model_b_id": 3,
-                       "compare_start": dt.datetime(2025, 9, 2, tzinfo=UTC),
-                       "compare_end": dt.datetime(2025, 9, 3, tzinfo=UTC)}
-    assert request_fields("test_model_job", {}) == {}
-    assert request_fields("train_model_job", {"resources": {}}) == {}
-    assert request_fields("score_job", {"ops": {}}) == {}
-    long = request_fields("train_model_job", {"resources": {"training_request": {"config": {
-        "model_type": "x" * 300, "future_minutes": "ten", "target_value": float("inf")}}}})
-    assert long == {"train_model_type": "x" * 50}  # cut to the column; unusable numbers dropped
+def test_walk_forward_is_a_job_type_of_its_own(warehouse_engine):
+    _upsert(warehouse_engine, "wf", job_type="WALK_FORWARD", status="RUNNING", train_model_name="wf")
+    assert _row(warehouse_engine, "wf")["job_type"] == "WALK_FORWARD"
+    with pytest.raises(sa.exc.IntegrityError):  # the CHECK constraint still guards the column
+        with warehouse_engine.begin() as conn:
+            conn.execute(ml_jobs.insert().values(job_type="SCORE", status="PENDING", dagster_run_id="x"))

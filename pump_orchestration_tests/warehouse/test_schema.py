@@ -17,8 +17,8 @@ from pump_orchestration.warehouse.repository import insert_model
 
 SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
 
-# Written out from SPEC §2 on purpose, not imported from the code under test.
-SPEC_DEFAULTS = {
+# The product's published defaults, written out on purpose, not imported from the code under test.
+PUBLISHED_DEFAULTS = {
     "random_forest": {"n_estimators": 100, "max_depth": 10, "min_samples_split": 2},
     "xgboost": {"n_estimators": 100, "max_depth": 6, "learning_rate": 0.1},
     "gradient_boosting": {"n_estimators": 100, "max_depth": 3, "learning_rate": 0.1},
@@ -114,7 +114,7 @@ def test_seeds_equal_spec_and_init_is_idempotent(warehouse_engine):
     init_schema(warehouse_engine, create_coin_metrics=True)
     phases, types = _seeds(warehouse_engine)
     assert phases == list(DEFAULT_PHASES)
-    assert types == SPEC_DEFAULTS
+    assert types == PUBLISHED_DEFAULTS
 
 
 def test_init_keeps_edited_seed_rows(warehouse_engine):
@@ -162,6 +162,7 @@ def test_coin_metrics_created_only_where_we_own_it(pg_dsn, sqlite_dsn):
 
 def test_make_engine_defaults_to_embedded_sqlite(tmp_path, monkeypatch):
     monkeypatch.delenv("DB_DSN", raising=False)
+    monkeypatch.delenv("PUMP_DEPLOYMENT", raising=False)
     monkeypatch.setenv("PUMP_DATA_DIR", str(tmp_path / "not" / "yet"))
     engine = make_engine()
     with engine.connect() as conn:

@@ -74,7 +74,7 @@ def job_values(instance: dg.DagsterInstance, record: dg.RunRecord) -> dict | Non
         "status": status,
         "created_at": record.create_timestamp,
         "started_at": _from_timestamp(record.start_time),
-        **request_fields(job_type, run.run_config, run.tags),
+        **request_fields(job_type, _with_request_defaults(job_type, run.run_config), run.tags),
     }
     if status in TERMINAL_JOB_STATUSES:
         values["completed_at"] = _from_timestamp(record.end_time)
@@ -88,8 +88,7 @@ def job_values(instance: dg.DagsterInstance, record: dg.RunRecord) -> dict | Non
 def request_fields(job_type: str, run_config: Mapping[str, Any] | None, tags: Mapping[str, str] | None = None) -> dict:
     """The ``ml_jobs`` request columns of a run, from its run config (and partition tags).
 
-    Training and walk-forward runs read ``resources.training_request.config`` with the request's
-    defaults filled in (a run's config holds only the fields the user set); test and compare runs
+    Training and walk-forward runs read ``resources.training_request.config``; test and compare runs
     read the ``config`` of their op(s) under ``ops`` (``model`` / ``model_a`` / ``model_b`` as an
     id or a name, ``test_start``, ``test_end``). Values are coerced to the column's type, so a
     malformed request, which its run rejects anyway, can never make the mirror write fail. When
@@ -100,8 +99,7 @@ def request_fields(job_type: str, run_config: Mapping[str, Any] | None, tags: Ma
         return {}
     run_config = run_config or {}
     if fields == "request":
-        given = ((run_config.get("resources") or {}).get("training_request") or {}).get("config") or {}
-        config = {**request_defaults(), **given}
+        config = dict(((run_config.get("resources") or {}).get("training_request") or {}).get("config") or {})
         # Like ml_models: a time-based target has no operator/value, a threshold target no horizon/direction.
         unused = (("target_operator", "target_value") if config.get("use_time_based_prediction", True)
                   else ("future_minutes", "min_percent_change", "direction"))
@@ -126,6 +124,16 @@ def request_fields(job_type: str, run_config: Mapping[str, Any] | None, tags: Ma
         out.setdefault(start_column, window[0])
         out.setdefault(end_column, window[1])
     return out
+
+
+def _with_request_defaults(job_type: str, run_config: Mapping[str, Any] | None) -> dict:
+    """``run_config`` with the training request's defaults filled in (a run's config holds only the fields set)."""
+    run_config = dict(run_config or {})
+    if _FIELDS.get(job_type) != "request":
+        return run_config
+    resources = run_config.get("resources") or {}
+    given = (resources.get("training_request") or {}).get("config") or {}
+    return {**run_config, "resources": {**resources, "training_request": {"config": {**request_defaults(), **given}}}}
 
 
 def partition_window(tags: Mapping[str, str]) -> tuple[dt.datetime, dt.datetime] | None:
