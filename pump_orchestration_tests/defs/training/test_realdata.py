@@ -1,14 +1,13 @@
 """Import the real pump.fun trades in ../shared/realdata and train on them through Dagster, end to end."""
-from pathlib import Path
-
 import pytest
 
 from pump_orchestration.data.ingest import ingest_trades
 from pump_orchestration.ml.model_store import ModelStore
-from pump_orchestration.warehouse import repository
+from pump_orchestration.testing.dagster_servers import REPO
 from pump_orchestration.testing.locations import failure_text
+from pump_orchestration.warehouse import repository
 
-TRADES_CSV = Path(__file__).resolve().parents[2].parent / "shared" / "realdata" / "pumpfun_trades" / "trades_data.csv"
+TRADES_CSV = REPO.parent / "shared" / "realdata" / "pumpfun_trades" / "trades_data.csv"
 
 
 @pytest.mark.realdata
