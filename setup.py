@@ -37,6 +37,7 @@ setup(
         "sqlalchemy==2.0.44",
         "psycopg2-binary==2.9.11",
         "requests>=2.32,<3",
+        "tenacity==9.1.2",
         "matplotlib==3.11.2",
     ],
     extras_require={

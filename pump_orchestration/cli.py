@@ -1,8 +1,9 @@
-"""Command line: ``pump-orchestration init-db | generate | import-trades | demo``.
+"""Command line: ``pump-orchestration init-db | generate | import-trades | demo | models``.
 
 ``demo`` is the README's first command: it fills the embedded warehouse with
 synthetic data and trains a first model through Dagster, so the run, its
-metadata and the model show up in the UI afterwards.
+metadata and the model show up in the UI afterwards. ``models`` chooses which
+models score live (``prediction_active_models``) and prints JSON.
 """
 from __future__ import annotations
 
@@ -79,6 +80,63 @@ def _cmd_demo(args) -> int:
     return 0
 
 
+#: What ``models`` prints of an active row.
+_ACTIVE_MODEL_FIELDS = ("id", "model_id", "model_name", "custom_name", "model_type", "is_active", "alert_threshold",
+                        "total_predictions", "last_prediction_at")
+
+
+def _cmd_models(args) -> int:
+    from pump_orchestration import settings
+    from pump_orchestration.warehouse import active_models
+
+    engine = _engine()
+    if args.action == "list":
+        result = active_models.list_active_models(engine)
+    elif args.action == "activate":
+        from pump_orchestration.ml.model_store import ModelStore
+
+        result = active_models.activate(engine, args.model, store=ModelStore(settings.model_storage_path()),
+                                        active_dir=settings.active_models_dir(), threshold=args.threshold,
+                                        name=args.name, force=args.force)
+    elif args.action == "deactivate":
+        result = active_models.deactivate(engine, args.model)
+    elif args.action == "set-threshold":
+        result = active_models.set_threshold(engine, args.model, args.threshold)
+    elif args.action == "rename":
+        result = active_models.rename(engine, args.model, args.name)
+    else:
+        result = active_models.delete(engine, args.model, active_dir=settings.active_models_dir())
+
+    def shown(row: dict) -> dict:
+        return {key: row[key] for key in _ACTIVE_MODEL_FIELDS}
+
+    print(json.dumps([shown(r) for r in result] if args.action == "list" else shown(result), indent=2, default=str))
+    return 0
+
+
+def _add_models_parser(sub) -> None:
+    models = sub.add_parser("models", help="choose which models score live (prediction_active_models); prints JSON")
+    actions = models.add_subparsers(dest="action", required=True)
+    actions.add_parser("list", help="every active-model row, active or not")
+    activate = actions.add_parser("activate", help="activate a READY ml_models row (id or name) for scoring")
+    activate.add_argument("model", help="ml_models id or name")
+    activate.add_argument("--threshold", type=float, default=None, help="alert threshold in [0, 1] (default 0.7)")
+    activate.add_argument("--name", default=None, help="custom name, unique among the active models")
+    activate.add_argument("--force", action="store_true", help="activate although a blocking quality gate failed")
+    model_help = "the active model's model_id, model_name or custom_name"
+    actions.add_parser("deactivate", help="stop scoring with a model (the row stays)").add_argument(
+        "model", help=model_help)
+    threshold = actions.add_parser("set-threshold", help="change the alert threshold")
+    threshold.add_argument("model", help=model_help)
+    threshold.add_argument("threshold", type=float, help="probability in [0, 1]")
+    rename = actions.add_parser("rename", help="set the custom name")
+    rename.add_argument("model", help=model_help)
+    rename.add_argument("name")
+    actions.add_parser("delete", help="remove the row and its local artifact copy").add_argument(
+        "model", help=model_help)
+    models.set_defaults(func=_cmd_models)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``pump-orchestration`` command."""
     parser = argparse.ArgumentParser(prog="pump-orchestration", description=__doc__.splitlines()[0])
@@ -108,12 +166,15 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--name", default=None, help="model name (default: demo_<type>_<timestamp>)")
     demo.set_defaults(func=_cmd_demo)
 
+    _add_models_parser(sub)
+
     args = parser.parse_args(argv)
     from pump_orchestration.settings import DeploymentError
+    from pump_orchestration.warehouse.active_models import ActivationError
 
     try:
         return args.func(args)
-    except DeploymentError as exc:  # the environment, not a bug: one line, no traceback
+    except (DeploymentError, ActivationError) as exc:  # the environment or a refused request, not a bug: one line
         print(f"pump-orchestration: {exc}", file=sys.stderr)
         return 2
 

@@ -10,6 +10,7 @@ import dagster as dg
 from pump_orchestration.defs.data.definitions import data_definitions
 from pump_orchestration.defs.evaluation.definitions import evaluation_definitions
 from pump_orchestration.defs.ml_jobs.definitions import ml_jobs_definitions
+from pump_orchestration.defs.scoring.definitions import scoring_definitions
 from pump_orchestration.defs.shared.resources import SharedResources, deployment_resources
 from pump_orchestration.defs.training.definitions import training_definitions
 
@@ -21,7 +22,7 @@ def build_definitions(shared: SharedResources) -> dg.Definitions:
         training_definitions(shared),      # labelled dataset → features → fitted model, train_model_job
         evaluation_definitions(shared),    # test reports, comparisons, walk-forward
         ml_jobs_definitions(shared),       # the ml_jobs mirror of ML runs
-        # live scoring will be defs/scoring: model activation, the coin_metrics sensor, predictions, webhooks
+        scoring_definitions(shared),       # model activation, coin_metrics sensor, predictions, webhooks
     )
 
 

@@ -9,6 +9,12 @@
 | ``PUMP_PARTITIONS_START`` | ``2025-09-01`` | first day of the daily training-window partitions |
 | ``FEATURE_LOOKBACK_MINUTES`` | ``60`` | history loaded before a window so rolling features are complete |
 | ``LOAD_CHUNK_ROWS`` | ``200000`` | rows fetched per round trip when loading coin_metrics |
+| ``ACTIVE_MODELS_DIR`` | ``$PUMP_DATA_DIR/active_models`` | local copies of the artifacts of activated models |
+| ``N8N_WEBHOOK_URL`` | unset | where predictions are POSTed (one request per coin and timestamp); unset = no webhooks |
+| ``WEBHOOK_TIMEOUT_SECONDS`` | ``5`` | timeout of one webhook attempt |
+| ``WEBHOOK_MAX_ATTEMPTS`` | ``3`` | attempts per delivery round (later rounds retry what is still undelivered) |
+| ``WEBHOOK_GIVE_UP_HOURS`` | ``24`` | an undelivered payload older than this is given up, with the reason logged |
+| ``SCORING_BATCH_ROWS`` | ``5000`` | most new coin_metrics rows one prediction run scores (a backlog is split) |
 """
 from __future__ import annotations
 
@@ -87,3 +93,33 @@ def feature_lookback_minutes() -> int:
 def load_chunk_rows() -> int:
     """Rows fetched per round trip when streaming coin_metrics out of the warehouse."""
     return int(os.environ.get("LOAD_CHUNK_ROWS", "200000"))
+
+
+def active_models_dir() -> Path:
+    """Where activated models' artifacts are copied (scoring never depends on the training store)."""
+    return Path(os.environ.get("ACTIVE_MODELS_DIR") or data_dir() / "active_models").expanduser().resolve()
+
+
+def webhook_url() -> str | None:
+    """``N8N_WEBHOOK_URL``, or None when webhooks are off."""
+    return os.environ.get("N8N_WEBHOOK_URL", "").strip() or None
+
+
+def webhook_timeout_seconds() -> float:
+    """Timeout of one webhook attempt, in seconds."""
+    return float(os.environ.get("WEBHOOK_TIMEOUT_SECONDS", "5"))
+
+
+def webhook_max_attempts() -> int:
+    """Attempts per delivery round."""
+    return int(os.environ.get("WEBHOOK_MAX_ATTEMPTS", "3"))
+
+
+def webhook_give_up_hours() -> float:
+    """Age after which an undelivered payload is given up."""
+    return float(os.environ.get("WEBHOOK_GIVE_UP_HOURS", "24"))
+
+
+def scoring_batch_rows() -> int:
+    """Most new coin_metrics rows one prediction run scores."""
+    return int(os.environ.get("SCORING_BATCH_ROWS", "5000"))

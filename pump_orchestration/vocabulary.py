@@ -54,6 +54,16 @@ JOB_TYPES = ("TRAIN", "TEST", "COMPARE", "WALK_FORWARD")
 JOB_STATUSES = ("PENDING", "RUNNING", "COMPLETED", "FAILED", "CANCELLED")
 TERMINAL_JOB_STATUSES = frozenset({"COMPLETED", "FAILED", "CANCELLED"})
 
+# ---------------------------------------------------------------- live scoring
+
+#: Alert threshold of a newly activated model (probability above it = alert).
+DEFAULT_ALERT_THRESHOLD = 0.7
+#: ``prediction_webhooks.status``: waiting (or retrying), accepted by the receiver, given up after too long.
+WEBHOOK_STATUSES = ("PENDING", "DELIVERED", "GIVEN_UP")
+#: The ``service``/``version`` every webhook payload names (the original service's payload structure).
+WEBHOOK_SERVICE = "ml-prediction-service"
+WEBHOOK_VERSION = "1.0.0"
+
 # ---------------------------------------------------------------- coin_metrics
 
 # The tracker owns ``coin_metrics``; these are the columns this product knows how to use.

@@ -6,13 +6,14 @@ from pump_orchestration.definitions import defs
 
 ASSET_KEYS = [
     "coin_metrics", "coin_metrics_slice", "engineered_features", "fitted_model", "labelled_dataset",
-    "model_comparison", "test_report", "walk_forward_evaluation",
+    "model_comparison", "predictions", "test_report", "walk_forward_evaluation",
 ]
 JOB_NAMES = [
-    "compare_models_job", "generate_synthetic_data_job", "import_trades_job", "test_model_job", "train_model_job",
+    "compare_models_job", "deliver_webhooks_job", "generate_synthetic_data_job", "import_trades_job",
+    "manage_active_models_job", "score_coin_job", "score_coins_job", "test_model_job", "train_model_job",
     "walk_forward_job",
 ]
-SENSOR_NAMES = ["ml_jobs_sensor"]
+SENSOR_NAMES = ["coin_metrics_sensor", "ml_jobs_sensor", "webhook_delivery_sensor"]
 ASSET_CHECKS = {
     "fitted_model": ["beats_majority_baseline", "no_severe_overfitting"],
     "test_report": ["beats_majority_baseline", "enough_positives", "not_overfitted", "test_window_disjoint"],
@@ -36,6 +37,10 @@ RUN_CONFIG_PATHS = {
     "generate_synthetic_data_job": {"ops.generate_synthetic_coin_metrics.config": ["hours", "n_coins", "pump_share",
                                                                                   "seed", "start"]},
     "import_trades_job": {"ops.import_trades_into_coin_metrics.config": ["interval_seconds", "path"]},
+    "score_coins_job": {"ops.predictions.config": ["batch_key"]},
+    "score_coin_job": {"ops.score_coin.config": ["at", "coin", "models"]},
+    "manage_active_models_job": {"ops.manage_active_models.config": ["action", "force", "model", "name",
+                                                                     "threshold"]},
 }
 
 

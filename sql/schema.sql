@@ -251,6 +251,8 @@ CREATE TABLE IF NOT EXISTS predictions (
     features                JSONB,                   -- optional, for debugging
     prediction_duration_ms  INTEGER,
     created_at              TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT now(),
+    -- One prediction per model, coin and data timestamp: a repeated run writes nothing twice.
+    CONSTRAINT uq_predictions_model_coin_ts UNIQUE (model_id, coin_id, data_timestamp),
     CONSTRAINT predictions_prediction_check CHECK (prediction IN (0, 1)),
     CONSTRAINT predictions_probability_check CHECK (probability >= 0 AND probability <= 1)
 );
@@ -268,10 +270,55 @@ CREATE TABLE IF NOT EXISTS prediction_webhook_log (
     response_status  INTEGER,
     response_body    TEXT,
     error_message    TEXT,
+    idempotency_key  VARCHAR(64),                 -- the delivery (prediction_webhooks) this attempt belongs to
+    attempt          INTEGER,                     -- its number within that delivery
+    duration_ms      INTEGER,
     created_at       TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT now()
 );
+CREATE INDEX IF NOT EXISTS idx_webhook_log_key ON prediction_webhook_log (idempotency_key);
 CREATE INDEX IF NOT EXISTS idx_webhook_log_created ON prediction_webhook_log (created_at DESC);
 CREATE INDEX IF NOT EXISTS idx_webhook_log_status ON prediction_webhook_log (response_status) WHERE response_status IS NOT NULL;
+-- Databases created before these columns and the unique prediction key existed (idempotent).
+ALTER TABLE prediction_webhook_log ADD COLUMN IF NOT EXISTS idempotency_key VARCHAR(64);
+ALTER TABLE prediction_webhook_log ADD COLUMN IF NOT EXISTS attempt INTEGER;
+ALTER TABLE prediction_webhook_log ADD COLUMN IF NOT EXISTS duration_ms INTEGER;
+DO $$ BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = 'uq_predictions_model_coin_ts') THEN
+        ALTER TABLE predictions ADD CONSTRAINT uq_predictions_model_coin_ts UNIQUE (model_id, coin_id, data_timestamp);
+    END IF;
+END $$;
+
+-- One webhook per coin and data timestamp with every model's prediction, delivered at least once and
+-- retried until delivered or given up; the key travels as the Idempotency-Key header and a payload field.
+CREATE TABLE IF NOT EXISTS prediction_webhooks (
+    id               BIGSERIAL     PRIMARY KEY,
+    idempotency_key  VARCHAR(64)   NOT NULL UNIQUE,
+    coin_id          VARCHAR(255)  NOT NULL,
+    data_timestamp   TIMESTAMP WITH TIME ZONE NOT NULL,
+    payload          JSONB         NOT NULL,
+    status           VARCHAR(20)   NOT NULL DEFAULT 'PENDING',
+    attempts         INTEGER       NOT NULL DEFAULT 0,
+    last_error       TEXT,
+    lease_until      TIMESTAMP WITH TIME ZONE,     -- a delivery round owns the row until then
+    delivered_at     TIMESTAMP WITH TIME ZONE,
+    created_at       TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT now(),
+    updated_at       TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT now(),
+    CONSTRAINT chk_webhooks_status CHECK (status IN ('PENDING', 'DELIVERED', 'GIVEN_UP'))
+);
+CREATE INDEX IF NOT EXISTS idx_webhooks_pending ON prediction_webhooks (created_at) WHERE status = 'PENDING';
+
+-- New coin_metrics rows, queued by the trigger of sql/coin_metrics_outbox.sql; the coin_metrics_sensor
+-- batches them (batch_key) and the prediction run marks them scored.
+CREATE TABLE IF NOT EXISTS coin_metrics_outbox (
+    id          BIGSERIAL     PRIMARY KEY,
+    mint        TEXT          NOT NULL,
+    "timestamp" TIMESTAMP WITH TIME ZONE NOT NULL,
+    queued_at   TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT now(),
+    batch_key   VARCHAR(64),
+    scored_at   TIMESTAMP WITH TIME ZONE
+);
+CREATE INDEX IF NOT EXISTS idx_outbox_unbatched ON coin_metrics_outbox (id) WHERE batch_key IS NULL;
+CREATE INDEX IF NOT EXISTS idx_outbox_batch ON coin_metrics_outbox (batch_key);
 
 -- ---------------------------------------------------------------- seed rows
 

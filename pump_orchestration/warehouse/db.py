@@ -6,7 +6,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from pump_orchestration import settings
-from pump_orchestration.warehouse import schema
+from pump_orchestration.warehouse import outbox, schema
 
 #: Arbitrary constant key for ``pg_advisory_xact_lock`` serialising concurrent ``init_schema`` calls.
 _INIT_LOCK_KEY = 0x70756D70  # "pump"
@@ -62,6 +62,9 @@ def init_schema(engine: sa.Engine, create_coin_metrics: bool | None = None) -> N
         schema.metadata.create_all(conn, checkfirst=True)
         if create_coin_metrics:
             schema.coin_metrics_metadata.create_all(conn, checkfirst=True)
+            # Where we own coin_metrics (embedded, demo, tests) we also install its outbox trigger; in
+            # production the DBA applies sql/coin_metrics_outbox.sql to the tracker's table.
+            outbox.install_trigger(conn)
         for table, rows in schema.SEED_ROWS.items():
             _insert_missing(conn, table, rows)
 

@@ -25,6 +25,7 @@ from pump_orchestration.vocabulary import (
     MODEL_TYPE_DESCRIPTIONS,
     MODEL_TYPES,
     OPERATORS,
+    WEBHOOK_STATUSES,
     to_utc,
 )
 
@@ -362,6 +363,8 @@ predictions = sa.Table(
     sa.Column("features", JsonType),
     sa.Column("prediction_duration_ms", sa.Integer()),
     _created_at(),
+    # One prediction per model, coin and data timestamp: a repeated run or a re-requested batch writes nothing twice.
+    sa.UniqueConstraint("model_id", "coin_id", "data_timestamp", name="uq_predictions_model_coin_ts"),
     sa.CheckConstraint("prediction IN (0, 1)", name="predictions_prediction_check"),
     sa.CheckConstraint("probability >= 0 AND probability <= 1", name="predictions_probability_check"),
     sa.Index("idx_predictions_coin_timestamp", "coin_id", sa.text("data_timestamp DESC")),
@@ -381,13 +384,58 @@ prediction_webhook_log = sa.Table(
     sa.Column("response_status", sa.Integer()),
     sa.Column("response_body", sa.Text()),
     sa.Column("error_message", sa.Text()),
+    # Which delivery (prediction_webhooks) this attempt belongs to, and its number within it.
+    sa.Column("idempotency_key", sa.String(64)),
+    sa.Column("attempt", sa.Integer()),
+    sa.Column("duration_ms", sa.Integer()),
     _created_at(),
     sa.Index("idx_webhook_log_created", sa.text("created_at DESC")),
+    sa.Index("idx_webhook_log_key", "idempotency_key"),
     sa.Index(
         "idx_webhook_log_status", "response_status",
         postgresql_where=sa.text("response_status IS NOT NULL"),
         sqlite_where=sa.text("response_status IS NOT NULL"),
     ),
+)
+
+prediction_webhooks = sa.Table(
+    "prediction_webhooks",
+    metadata,
+    _id(),
+    # One webhook per coin and data timestamp, carrying every model's prediction; the key is sent as the
+    # Idempotency-Key header and the payload's idempotency_key field, so a receiver can drop repeats.
+    sa.Column("idempotency_key", sa.String(64), nullable=False, unique=True),
+    sa.Column("coin_id", sa.String(255), nullable=False),
+    sa.Column("data_timestamp", UtcDateTime(), nullable=False),
+    sa.Column("payload", JsonType, nullable=False),
+    sa.Column("status", sa.String(20), nullable=False, server_default=sa.text("'PENDING'")),
+    sa.Column("attempts", sa.Integer(), nullable=False, server_default=sa.text("0")),
+    sa.Column("last_error", sa.Text()),
+    # A delivery round leases a row before posting it, so two processes never post the same payload at once.
+    sa.Column("lease_until", UtcDateTime()),
+    sa.Column("delivered_at", UtcDateTime()),
+    _created_at(),
+    _updated_at(),
+    sa.CheckConstraint(_in("status", WEBHOOK_STATUSES), name="chk_webhooks_status"),
+    sa.Index("idx_webhooks_pending", "created_at",
+             postgresql_where=sa.text("status = 'PENDING'"), sqlite_where=sa.text("status = 'PENDING'")),
+)
+
+coin_metrics_outbox = sa.Table(
+    "coin_metrics_outbox",
+    metadata,
+    # Filled by an AFTER INSERT trigger on coin_metrics (``warehouse/outbox.py``, ``sql/coin_metrics_outbox.sql``):
+    # one row per inserted (mint, timestamp), so new rows are noticed without a key in the tracker's table.
+    _id(),
+    sa.Column("mint", sa.Text(), nullable=False),
+    sa.Column("timestamp", UtcDateTime(), nullable=False),
+    sa.Column("queued_at", UtcDateTime(), nullable=False, server_default=sa.func.now()),
+    # Set when the coin_metrics_sensor puts the row into a prediction run's batch, then when that run scored it.
+    sa.Column("batch_key", sa.String(64)),
+    sa.Column("scored_at", UtcDateTime()),
+    sa.Index("idx_outbox_unbatched", "id",
+             postgresql_where=sa.text("batch_key IS NULL"), sqlite_where=sa.text("batch_key IS NULL")),
+    sa.Index("idx_outbox_batch", "batch_key"),
 )
 
 #: Seed rows inserted by ``init_schema`` (and by ``sql/schema.sql``) when missing.

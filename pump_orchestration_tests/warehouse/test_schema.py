@@ -53,6 +53,8 @@ def _catalogue(url: str) -> dict:
                 SELECT tablename, indexname, indexdef FROM pg_indexes
                 WHERE schemaname = 'public' ORDER BY 1, 2""")
             indexes = [(t, n, _norm(d)) for t, n, d in cur.fetchall()]
+            cur.execute("SELECT tgrelid::regclass::text, tgname FROM pg_trigger WHERE NOT tgisinternal ORDER BY 1, 2")
+            triggers = cur.fetchall()
             cur.execute("SELECT phase_id, name, interval_seconds FROM ref_coin_phases ORDER BY 1")
             phases = cur.fetchall()
             cur.execute("SELECT id, name, description, default_params FROM ref_model_types ORDER BY 1")
@@ -64,6 +66,7 @@ def _catalogue(url: str) -> dict:
         "columns": columns,
         "constraints": constraints,
         "indexes": indexes,
+        "triggers": triggers,
         "phases": phases,
         "model_types": model_types,
     }
@@ -76,7 +79,8 @@ def test_sql_files_equal_init_schema(postgres_server):
         conn = psycopg2.connect(postgres_server.url(by_sql, driver="postgresql"))
         conn.autocommit = True
         with conn.cursor() as cur:
-            for name in ("schema.sql", "coin_metrics.sql", "schema.sql"):  # twice: must be idempotent
+            for name in ("schema.sql", "coin_metrics.sql", "coin_metrics_outbox.sql",
+                         "schema.sql", "coin_metrics_outbox.sql"):  # twice: must be idempotent
                 cur.execute((SQL_DIR / name).read_text())
         conn.close()
         engine = make_engine(postgres_server.url(by_code))
@@ -90,8 +94,17 @@ def test_sql_files_equal_init_schema(postgres_server):
         postgres_server.drop_database(by_code)
     assert set(expected["tables"]) == set(schema.metadata.tables) | {"coin_metrics"}
     assert actual["tables"] == expected["tables"]
-    for key in ("columns", "constraints", "indexes", "phases", "model_types"):
+    assert expected["triggers"] == [("coin_metrics", "trg_coin_metrics_outbox")]
+    for key in ("columns", "constraints", "indexes", "triggers", "phases", "model_types"):
         assert actual[key] == expected[key], key
+
+
+def test_outbox_trigger_file_is_the_code_s_trigger():
+    from pump_orchestration.warehouse.outbox import POSTGRES_TRIGGER_SQL
+
+    text = (SQL_DIR / "coin_metrics_outbox.sql").read_text()
+    assert "\n".join(line for line in text.splitlines() if not line.startswith("--")).strip() == \
+        POSTGRES_TRIGGER_SQL.strip()
 
 
 def test_named_constraints_and_indexes_exist(warehouse_engine):

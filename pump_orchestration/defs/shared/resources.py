@@ -6,12 +6,12 @@
 * ``production``: the PostgreSQL at ``DB_DSN`` (required: the code location refuses to start
   without it) and the model store at ``MODEL_STORAGE_PATH`` (a volume every process shares).
 
-Tests build their own set with ``SharedResources(...)``. Live scoring adds its webhook client
-here: the real one in production, a recording fake in tests.
+Tests build their own set with ``SharedResources(...)``, pointing the webhook client at a real HTTP
+server of their own on 127.0.0.1.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Optional
 
@@ -58,27 +58,51 @@ class ModelStoreResource(dg.ConfigurableResource):
         return ModelStore(self.root or settings.model_storage_path())
 
 
+class WebhookResource(dg.ConfigurableResource):
+    """The n8n webhook predictions are POSTed to; no URL (and no ``N8N_WEBHOOK_URL``) = webhooks off."""
+
+    url: Optional[str] = Field(default=None, description="Webhook URL; empty = N8N_WEBHOOK_URL, unset = off.")
+    timeout_seconds: Optional[float] = Field(default=None, description="Per attempt; empty = WEBHOOK_TIMEOUT_SECONDS.")
+    max_attempts: Optional[int] = Field(default=None, description="Per delivery round; empty = WEBHOOK_MAX_ATTEMPTS.")
+    backoff_seconds: float = Field(default=0.5, description="First back-off between attempts (doubles each time).")
+
+    def sender(self):
+        """A ``WebhookSender``, or None when webhooks are off."""
+        from pump_orchestration.delivery.webhooks import WebhookSender
+
+        url = self.url or settings.webhook_url()
+        if not url:
+            return None
+        return WebhookSender(url, timeout=self.timeout_seconds or settings.webhook_timeout_seconds(),
+                             max_attempts=self.max_attempts or settings.webhook_max_attempts(),
+                             backoff_seconds=self.backoff_seconds)
+
+
 @dataclass(frozen=True)
 class SharedResources:
     """The resources every capability is built with; each capability derives its own from these."""
 
     warehouse: WarehouseResource
     model_store: ModelStoreResource
+    #: Where predictions are pushed (live scoring); the default reads N8N_WEBHOOK_URL at use.
+    webhooks: WebhookResource = field(default_factory=WebhookResource)
     #: Parquet caches of slices and datasets; None = ``$PUMP_DATA_DIR/cache``.
     cache_dir: Optional[str] = None
 
     def as_dict(self) -> dict[str, dg.ConfigurableResource]:
         """The shared resources under the keys assets and sensors ask for."""
-        return {"warehouse": self.warehouse, "model_store": self.model_store}
+        return {"warehouse": self.warehouse, "model_store": self.model_store, "webhooks": self.webhooks}
 
 
 def _local() -> SharedResources:
     # Paths resolve at use, so a process that sets PUMP_DATA_DIR later still sees its own.
-    return SharedResources(warehouse=WarehouseResource(), model_store=ModelStoreResource())
+    return SharedResources(warehouse=WarehouseResource(), model_store=ModelStoreResource(),
+                           webhooks=WebhookResource())
 
 
 def _production() -> SharedResources:
-    return SharedResources(warehouse=WarehouseResource(dsn=dg.EnvVar("DB_DSN")), model_store=ModelStoreResource())
+    return SharedResources(warehouse=WarehouseResource(dsn=dg.EnvVar("DB_DSN")), model_store=ModelStoreResource(),
+                           webhooks=WebhookResource())
 
 
 _DEPLOYMENTS = {"local": _local, "production": _production}

@@ -1,0 +1,1 @@
+"""Delivering predictions to receivers (the n8n webhook); no Dagster import."""
