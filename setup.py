@@ -21,6 +21,8 @@ setup(
     version="0.1.0",
     description="Train, test, compare and serve pump-detection classifiers for pump.fun coins with Dagster.",
     packages=find_packages(exclude=["pump_orchestration_tests*"]),
+    # The n8n workflow the webhook contract test imports (pump_orchestration/testing/n8n.py).
+    package_data={"pump_orchestration.testing": ["*.json"]},
     python_requires=">=3.11,<3.12",
     install_requires=[
         f"dagster=={DAGSTER}",

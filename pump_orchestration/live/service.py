@@ -18,13 +18,14 @@ import sqlalchemy as sa
 
 from pump_orchestration.delivery.webhooks import build_payload
 from pump_orchestration.ml.evaluation import ModelUnderTest
-from pump_orchestration.ml.model_store import ModelStore
+from pump_orchestration.ml.model_store import ArtifactMissingError, ModelStore
 from pump_orchestration.ml.scoring import LiveModel, LiveScores, history_start, payload_predictions, score_live
 from pump_orchestration.warehouse import outbox, predictions
 from pump_orchestration.warehouse.coin_metrics import load_coin_metrics
 
-#: Verified, loaded artifacts of this process: (path, sha256) → LoadedModel.
-MODEL_CACHE: dict[tuple[str, str], object] = {}
+#: Verified, loaded artifacts of this process: (path, sha256, mtime, size) → LoadedModel. The file's stat is in
+#: the key, so an artifact deleted or replaced since it was loaded is noticed at the next batch.
+MODEL_CACHE: dict[tuple, object] = {}
 
 
 def _expected_sha(row: dict) -> str:
@@ -54,9 +55,12 @@ def load_live_models(rows: Sequence[dict]) -> tuple[list[LiveModel], list[dict]]
     for row in rows:
         label = row.get("custom_name") or row["model_name"]
         try:
-            key = (str(row["local_model_path"]), _expected_sha(row))
+            path = Path(row["local_model_path"])
+            if not path.is_file():
+                raise ArtifactMissingError(f"artifact {path} is missing")
+            stat = path.stat()
+            key = (str(path), _expected_sha(row), stat.st_mtime_ns, stat.st_size)
             if key not in MODEL_CACHE:
-                path = Path(key[0])
                 MODEL_CACHE[key] = ModelStore(path.parent).load(path, key[1])
             loaded = MODEL_CACHE[key]
             meta = loaded.metadata or {}
@@ -124,6 +128,7 @@ def score_batch(engine: sa.Engine, batch_key: str, *, webhooks: bool) -> dict:
         "coins_scored": int(scores.predictions["coin_id"].nunique()) if len(scores.predictions) else 0,
         "predictions_per_model": {names[int(k)]: int(v) for k, v in per_model.items()},
         "alerts": int(scores.predictions["is_alert"].sum()) if len(scores.predictions) else 0,
+        "short_history": scores.short_history,
         "skipped": scores.skipped,
         "keys": [b["idempotency_key"] for b in bodies.values()],
         "seconds": {"load_models": round(load_models, 4), "load_history": round(load_history, 4),

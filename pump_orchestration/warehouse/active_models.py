@@ -38,8 +38,8 @@ class ActivationError(ValueError):
 
 
 def _refuse(label: Any, reason: str) -> ActivationError:
-    # Driver and unpickling errors may span lines; the contract is one line.
-    return ActivationError(" ".join(f"model '{label}': {reason}".split()))
+    # Unpickling and driver errors may span lines; the contract is one line.
+    return ActivationError(f"model '{label}': {' '.join(reason.split())}")
 
 
 # ---------------------------------------------------------------- activation

@@ -48,6 +48,7 @@ def predictions(context: dg.AssetExecutionContext, config: ScoreBatchConfig, war
                      f"{len(summary['skipped'])} skipped, webhooks {delivery['delivered']} delivered")
     return dg.MaterializeResult(metadata={
         "batch_key": config.batch_key,
+        "note": summary.get("note") or "scored",
         "rows": summary["rows"],
         "coins_scored": summary.get("coins_scored", 0),
         "predictions": summary["predictions"],
@@ -56,6 +57,8 @@ def predictions(context: dg.AssetExecutionContext, config: ScoreBatchConfig, war
         "predictions_per_model": dg.MetadataValue.json(summary.get("predictions_per_model", {})),
         "alerts": summary.get("alerts", 0),
         "rows_skipped": len(summary["skipped"]),
+        "scored_with_short_history": dg.MetadataValue.int(summary.get("short_history", 0)),
+        "outbox_rows_closed": summary["outbox_rows_closed"],
         "skip_reasons": dg.MetadataValue.json(reasons),
         "skipped_examples": dg.MetadataValue.json([
             {**s, "data_timestamp": str(s["data_timestamp"])} for s in summary["skipped"][:SHOWN_SKIPS]]),
