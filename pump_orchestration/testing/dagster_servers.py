@@ -47,34 +47,49 @@ def _wait_http(url: str, proc: subprocess.Popen, log: Path, timeout: float) -> N
 
 
 @contextmanager
-def dagster_processes(env: dict[str, str], workdir: Path, *, daemon: bool = True, timeout: float = 120.0):
-    """Run dagster-webserver (and the daemon) on a free port; yields the port. Logs go to ``workdir``."""
-    port = free_port()
+def _processes(commands: list[list[str]], env: dict[str, str], workdir: Path):
+    """Start ``commands`` in the checkout with ``env``, logs under ``workdir``; stop them (their groups) at exit."""
     full_env = {**os.environ, **env}
-    procs: list[subprocess.Popen] = []
-    logs = []
+    procs: list[tuple[subprocess.Popen, Path]] = []
+    handles = []
     try:
-        commands = [[str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(port), "-w", "workspace.yaml"]]
-        if daemon:
-            commands.append([str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"])
         for cmd in commands:
             log = workdir / f"{Path(cmd[0]).name}.log"
-            handle = open(log, "w")
-            logs.append((log, handle))
-            procs.append(subprocess.Popen(cmd, cwd=REPO, env=full_env, stdout=handle, stderr=subprocess.STDOUT,
-                                          start_new_session=True))
-        _wait_http(f"http://127.0.0.1:{port}/server_info", procs[0], logs[0][0], timeout)
-        yield port
+            handle = open(log, "a")
+            handles.append(handle)
+            procs.append((subprocess.Popen(cmd, cwd=REPO, env=full_env, stdout=handle, stderr=subprocess.STDOUT,
+                                           start_new_session=True), log))
+        yield procs
     finally:
-        for proc in procs:
+        for proc, _ in procs:
             proc.terminate()
-        for proc in procs:
+        for proc, _ in procs:
             try:
                 proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 proc.kill()
-        for _, handle in logs:
+        for handle in handles:
             handle.close()
+
+
+@contextmanager
+def dagster_processes(env: dict[str, str], workdir: Path, *, daemon: bool = True, timeout: float = 120.0):
+    """Run dagster-webserver (and the daemon) on a free port; yields the port. Logs go to ``workdir``."""
+    port = free_port()
+    commands = [[str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(port), "-w", "workspace.yaml"]]
+    if daemon:
+        commands.append([str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"])
+    with _processes(commands, env, workdir) as procs:
+        webserver, log = procs[0]
+        _wait_http(f"http://127.0.0.1:{port}/server_info", webserver, log, timeout)
+        yield port
+
+
+@contextmanager
+def dagster_daemon(env: dict[str, str], workdir: Path):
+    """Run dagster-daemon alone, so a test can stop and start it between inserts."""
+    with _processes([[str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"]], env, workdir) as procs:
+        yield procs[0][0]
 
 
 def synthetic_deployment(pg_dsn: str, tmp_path: Path) -> tuple:
