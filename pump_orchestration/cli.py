@@ -1,9 +1,9 @@
-"""Command line: ``pump-orchestration init-db | generate | import-trades | demo | models``.
+"""Command line: ``pump-orchestration init-db | generate | import-trades | demo | models | score``.
 
 ``demo`` is the README's first command: it fills the embedded warehouse with
 synthetic data and trains a first model through Dagster, so the run, its
 metadata and the model show up in the UI afterwards. ``models`` chooses which
-models score live (``prediction_active_models``) and prints JSON.
+models score live (``prediction_active_models``); ``score`` scores one coin now. Both print JSON.
 """
 from __future__ import annotations
 
@@ -114,6 +114,25 @@ def _cmd_models(args) -> int:
     return 0
 
 
+def _cmd_score(args) -> int:
+    from pump_orchestration.live.service import score_coin
+
+    result = score_coin(_engine(), args.mint, model_refs=args.model or None, at=args.at)
+    print(json.dumps(result, indent=2, default=str))
+    return 0
+
+
+def _add_score_parser(sub) -> None:
+    score = sub.add_parser("score", help="score one coin now with the active models; prints the predictions as "
+                                         "JSON (nothing stored, no webhook)")
+    score.add_argument("mint", help="the coin (coin_metrics.mint)")
+    score.add_argument("--model", action="append", default=[], help="an active model's id or name (repeatable; "
+                                                                    "default: every active model)")
+    score.add_argument("--at", default=None, help="ISO timestamp: score the coin's row at or before it "
+                                                  "(default: its newest row)")
+    score.set_defaults(func=_cmd_score)
+
+
 def _add_models_parser(sub) -> None:
     models = sub.add_parser("models", help="choose which models score live (prediction_active_models); prints JSON")
     actions = models.add_subparsers(dest="action", required=True)
@@ -167,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     demo.set_defaults(func=_cmd_demo)
 
     _add_models_parser(sub)
+    _add_score_parser(sub)
 
     args = parser.parse_args(argv)
     from pump_orchestration.settings import DeploymentError
@@ -174,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return args.func(args)
-    except (DeploymentError, ActivationError) as exc:  # the environment or a refused request, not a bug: one line
+    except (DeploymentError, ActivationError, LookupError) as exc:  # the environment or a refused request: one line
         print(f"pump-orchestration: {exc}", file=sys.stderr)
         return 2
 

@@ -138,3 +138,36 @@ def test_receiver_errors_leave_webhooks_pending_until_a_redelivery_run_delivers_
         log = conn.execute(sa.text("select response_status, count(*) from prediction_webhook_log group by 1")).all()
         assert conn.execute(sa.text("select count(*) from prediction_webhooks where status = 'DELIVERED'")).scalar() == total
     assert dict(log) == {503: 6, 200: total}
+
+
+def test_one_coin_scored_by_hand_from_the_job_and_the_cli(location, live_market, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    write_coin_metrics(location.engine, live_market.head(30))
+    coin = live_market["mint"].iloc[0]
+    result = location.defs.resolve_job_def("score_coin_job").execute_in_process(
+        run_config={"ops": {"score_coin": {"config": {"coin": coin, "models": ["live_xgb"]}}}})
+    [event] = [e for e in result.all_events if e.event_type_value == "STEP_OUTPUT"]
+    metadata = event.event_specific_data.metadata
+    [prediction] = metadata["predictions"].value
+    assert prediction["model"]["name"] == "live_xgb" and 0 <= prediction["probability"] <= 1
+    assert _count(location.engine, predictions) == 0  # manual scoring stores nothing
+
+    unknown = location.defs.resolve_job_def("score_coin_job").execute_in_process(
+        run_config={"ops": {"score_coin": {"config": {"coin": "nope"}}}}, raise_on_error=False)
+    assert "coin: no coin_metrics row for 'nope'" in failure_text(unknown)
+
+    cli = str(Path(sys.executable).parent / "pump-orchestration")
+    env = {**{k: v for k, v in os.environ.items() if k not in ("DB_DSN", "PUMP_DEPLOYMENT")},
+           "PUMP_DEPLOYMENT": "production", "DB_DSN": location.engine.url.render_as_string(hide_password=False),
+           "PUMP_DATA_DIR": str(location.data_dir)}
+    out = subprocess.run([cli, "score", coin, "--at", str(live_market["timestamp"].iloc[0])], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    printed = json.loads(out.stdout)
+    assert printed["coin_id"] == coin and {p["model"]["name"] for p in printed["predictions"]} == {"live_xgb", "live_rf"}
+    bad = subprocess.run([cli, "score", coin, "--model", "ghost"], env=env, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and bad.stderr.strip() == (
+        "pump-orchestration: models: 'ghost' is not an active model (see `pump-orchestration models list`)")
