@@ -30,7 +30,7 @@ def _cmd_generate(args) -> int:
     from pump_orchestration.data.ingest import ingest_synthetic
 
     summary, pumps = ingest_synthetic(_engine(), n_coins=args.coins, start=args.start, hours=args.hours,
-                                      seed=args.seed, pump_share=args.pump_share)
+                                      seed=args.seed, pump_share=args.pump_share, live=args.live)
     if args.pumps_csv:
         pumps.to_csv(args.pumps_csv, index=False)
     print(json.dumps({**summary, "planted_pumps": int(len(pumps))}, indent=2))
@@ -170,6 +170,8 @@ def main(argv: list[str] | None = None) -> int:
     gen.add_argument("--seed", type=int, default=0)
     gen.add_argument("--pump-share", type=float, default=0.25)
     gen.add_argument("--pumps-csv", help="also write the planted pumps (mint, pump_start, ...) to this CSV")
+    gen.add_argument("--live", action="store_true",
+                     help="queue the rows for live scoring, as a tracker's inserts (default: history, not scored)")
     gen.set_defaults(func=_cmd_generate)
 
     imp = sub.add_parser("import-trades", help="build coin_metrics from a raw pump.fun trades CSV")

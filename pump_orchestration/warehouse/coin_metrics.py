@@ -18,6 +18,7 @@ import sqlalchemy as sa
 
 from pump_orchestration import settings
 from pump_orchestration.vocabulary import KEY_COLUMNS, to_utc
+from pump_orchestration.warehouse import outbox
 from pump_orchestration.warehouse import schema
 from pump_orchestration.warehouse.db import is_postgres
 
@@ -135,8 +136,13 @@ def _bool_column(series: pd.Series) -> pd.Series:
     return series.astype(bool) if series.notna().all() else series.astype("boolean")
 
 
-def write_coin_metrics(engine: sa.Engine, df: pd.DataFrame, chunk_rows: int = 50_000) -> int:
+def write_coin_metrics(engine: sa.Engine, df: pd.DataFrame, chunk_rows: int = 50_000,
+                       queue_for_scoring: bool = True) -> int:
     """Bulk-insert ``df`` into ``coin_metrics`` in one transaction; return the rows newly inserted.
+
+    With the outbox trigger installed, new rows are queued for live scoring like a tracker's inserts;
+    ``queue_for_scoring=False`` (a historical import) takes this write's rows out of the queue again,
+    in the same transaction.
 
     ``df`` needs ``mint`` and ``timestamp`` (naive = UTC); other columns must exist in the table.
     Rows whose (mint, timestamp) already exist are skipped, so re-importing is a no-op. Any error
@@ -151,9 +157,13 @@ def write_coin_metrics(engine: sa.Engine, df: pd.DataFrame, chunk_rows: int = 50
     frame = _normalise_for_write(df)
     if frame.empty:
         return 0
-    if is_postgres(engine):
-        return _write_postgres(engine, frame, chunk_rows)
-    return _write_sqlite(engine, frame, chunk_rows)
+    write = _write_postgres if is_postgres(engine) else _write_sqlite
+    with engine.begin() as conn:
+        before = None if queue_for_scoring else outbox.high_water(conn)
+        inserted = write(conn, frame, chunk_rows)
+        if before is not None:
+            outbox.forget(conn, frame["mint"].unique(), frame["timestamp"].min(), frame["timestamp"].max(), before)
+    return inserted
 
 
 def _normalise_for_write(df: pd.DataFrame) -> pd.DataFrame:
@@ -176,50 +186,45 @@ def _chunks(frame: pd.DataFrame, chunk_rows: int) -> Iterable[pd.DataFrame]:
         yield frame.iloc[offset:offset + chunk_rows]
 
 
-def _write_postgres(engine: sa.Engine, frame: pd.DataFrame, chunk_rows: int) -> int:
-    quote = engine.dialect.identifier_preparer.quote
+def _write_postgres(conn: sa.Connection, frame: pd.DataFrame, chunk_rows: int) -> int:
+    quote = conn.dialect.identifier_preparer.quote
     column_list = ", ".join(quote(c) for c in frame.columns)
     # Numbers are staged as float8 because a column with NULLs arrives as floats ("1.0"), which
     # COPY rejects for an integer column; INSERT ... SELECT then applies the assignment cast.
     stage_types = {"mint": "TEXT", "timestamp": "TIMESTAMPTZ", **{c: "BOOLEAN" for c in _BOOL_COLUMNS}}
     stage_columns = ", ".join(f"{quote(c)} {stage_types.get(c, 'DOUBLE PRECISION')}" for c in frame.columns)
-    with engine.begin() as conn:
-        conn.exec_driver_sql(f"CREATE TEMP TABLE _coin_metrics_stage ({stage_columns}) ON COMMIT DROP")
-        cursor = conn.connection.driver_connection.cursor()
-        try:
-            for chunk in _chunks(frame, chunk_rows):
-                buffer = io.StringIO()
-                out = chunk.copy()
-                out["timestamp"] = out["timestamp"].dt.strftime("%Y-%m-%d %H:%M:%S.%f+00")
-                # Empty unquoted CSV fields are NULL for COPY; float repr keeps full precision.
-                out.to_csv(buffer, index=False, header=False, quoting=csv.QUOTE_MINIMAL, na_rep="")
-                buffer.seek(0)
-                cursor.copy_expert(
-                    f"COPY _coin_metrics_stage ({column_list}) FROM STDIN WITH (FORMAT csv)", buffer
-                )
-        finally:
-            cursor.close()
-        result = conn.exec_driver_sql(
-            f"INSERT INTO coin_metrics ({column_list}) "
-            f"SELECT {column_list} FROM _coin_metrics_stage ON CONFLICT DO NOTHING"
-        )
-        return result.rowcount
+    conn.exec_driver_sql(f"CREATE TEMP TABLE _coin_metrics_stage ({stage_columns}) ON COMMIT DROP")
+    cursor = conn.connection.driver_connection.cursor()
+    try:
+        for chunk in _chunks(frame, chunk_rows):
+            buffer = io.StringIO()
+            out = chunk.copy()
+            out["timestamp"] = out["timestamp"].dt.strftime("%Y-%m-%d %H:%M:%S.%f+00")
+            # Empty unquoted CSV fields are NULL for COPY; float repr keeps full precision.
+            out.to_csv(buffer, index=False, header=False, quoting=csv.QUOTE_MINIMAL, na_rep="")
+            buffer.seek(0)
+            cursor.copy_expert(f"COPY _coin_metrics_stage ({column_list}) FROM STDIN WITH (FORMAT csv)", buffer)
+    finally:
+        cursor.close()
+    result = conn.exec_driver_sql(
+        f"INSERT INTO coin_metrics ({column_list}) SELECT {column_list} FROM _coin_metrics_stage ON CONFLICT DO NOTHING"
+    )
+    return result.rowcount
 
 
-def _write_sqlite(engine: sa.Engine, frame: pd.DataFrame, chunk_rows: int) -> int:
-    quote = engine.dialect.identifier_preparer.quote
+def _write_sqlite(conn: sa.Connection, frame: pd.DataFrame, chunk_rows: int) -> int:
+    quote = conn.dialect.identifier_preparer.quote
     column_list = ", ".join(quote(c) for c in frame.columns)
     placeholders = ", ".join("?" for _ in frame.columns)
     # ON CONFLICT (not OR IGNORE): OR IGNORE would also silently drop rows violating NOT NULL.
     statement = f"INSERT INTO coin_metrics ({column_list}) VALUES ({placeholders}) ON CONFLICT DO NOTHING"
     inserted = 0
-    with engine.begin() as conn:
-        for chunk in _chunks(frame, chunk_rows):
-            out = chunk.astype(object).copy()
-            out["timestamp"] = chunk["timestamp"].dt.strftime(_SQLITE_TS_FORMAT)
-            out = out.where(chunk.notna(), None)
-            rows = list(out.itertuples(index=False, name=None))
-            inserted += conn.exec_driver_sql(statement, rows).rowcount
+    for chunk in _chunks(frame, chunk_rows):
+        out = chunk.astype(object).copy()
+        out["timestamp"] = chunk["timestamp"].dt.strftime(_SQLITE_TS_FORMAT)
+        out = out.where(chunk.notna(), None)
+        rows = list(out.itertuples(index=False, name=None))
+        inserted += conn.exec_driver_sql(statement, rows).rowcount
     return inserted
 
 

@@ -121,3 +121,25 @@ def pending_rows(conn: sa.Connection) -> int:
     """Outbox rows not scored yet (batched or not): the scoring backlog."""
     return int(conn.execute(sa.select(sa.func.count()).select_from(coin_metrics_outbox)
                             .where(coin_metrics_outbox.c.scored_at.is_(None))).scalar_one())
+
+
+def high_water(conn: sa.Connection) -> int:
+    """The newest outbox id (0 when empty); with ``forget``, lets a writer take its own rows out again."""
+    if not sa.inspect(conn).has_table(coin_metrics_outbox.name):
+        return 0
+    return int(conn.execute(sa.select(sa.func.coalesce(sa.func.max(coin_metrics_outbox.c.id), 0))).scalar_one())
+
+
+def forget(conn: sa.Connection, mints, start, end, after_id: int) -> int:
+    """Drop unbatched outbox rows queued after ``after_id`` for ``mints`` in [start, end]: a historical
+    import is history, not news. Rows of other coins (a tracker writing meanwhile) are never touched."""
+    if not sa.inspect(conn).has_table(coin_metrics_outbox.name):
+        return 0
+    mints, removed = list(mints), 0
+    for i in range(0, len(mints), 500):
+        removed += conn.execute(coin_metrics_outbox.delete().where(
+            coin_metrics_outbox.c.batch_key.is_(None), coin_metrics_outbox.c.id > after_id,
+            coin_metrics_outbox.c.mint.in_(mints[i:i + 500]),
+            coin_metrics_outbox.c.timestamp.between(pd.Timestamp(start).to_pydatetime(),
+                                                    pd.Timestamp(end).to_pydatetime()))).rowcount
+    return removed

@@ -148,3 +148,20 @@ def test_time_range(warehouse_engine):
     lo, hi = coin_metrics_time_range(warehouse_engine)
     assert lo == rows["timestamp"].min() and hi == rows["timestamp"].max()
     assert lo.tzinfo is not None and lo.utcoffset() == dt.timedelta(0)
+
+
+def test_inserts_are_queued_for_scoring_and_a_historical_import_is_not(warehouse_engine):
+    import sqlalchemy as sa
+
+    from pump_orchestration.data.synthetic import generate_coin_metrics
+    from pump_orchestration.warehouse.coin_metrics import write_coin_metrics
+
+    metrics, _ = generate_coin_metrics(n_coins=5, start="2025-09-01T00:00:00Z", hours=1, seed=1)
+    history, news = metrics.iloc[:200], metrics.iloc[200:260]
+    assert write_coin_metrics(warehouse_engine, history, queue_for_scoring=False) == 200
+    assert write_coin_metrics(warehouse_engine, news) == 60
+    assert write_coin_metrics(warehouse_engine, news) == 0  # a repeated insert inserts, and queues, nothing
+    with warehouse_engine.connect() as conn:
+        queued = conn.execute(sa.text("select mint, timestamp from coin_metrics_outbox order by id")).all()
+    assert len(queued) == 60
+    assert {m for m, _ in queued} <= set(news["mint"])

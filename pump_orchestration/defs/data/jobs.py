@@ -14,6 +14,8 @@ class SyntheticDataConfig(dg.Config):
     hours: float = Field(default=24.0, description="Length of the generated period in hours.")
     seed: int = Field(default=0, description="Random seed (same seed = same data).")
     pump_share: float = Field(default=0.25, description="Share of coins with one planted pump.")
+    live: bool = Field(default=False, description="Queue the rows for live scoring, as a tracker's inserts "
+                                                  "(false: history for training, not scored).")
 
 
 @dg.op
@@ -23,7 +25,8 @@ def generate_synthetic_coin_metrics(context: dg.OpExecutionContext, config: Synt
     from pump_orchestration.data.ingest import ingest_synthetic
 
     summary, pumps = ingest_synthetic(warehouse.engine(), n_coins=config.n_coins, start=config.start,
-                                      hours=config.hours, seed=config.seed, pump_share=config.pump_share)
+                                      hours=config.hours, seed=config.seed, pump_share=config.pump_share,
+                                      live=config.live)
     context.log.info(f"synthetic coin_metrics: {summary}; planted pumps: {len(pumps)}")
     context.log_event(dg.AssetObservation(asset_key="coin_metrics", metadata={**summary, "planted_pumps": len(pumps)}))
 

@@ -7,12 +7,13 @@ import time
 
 import pandas as pd
 import pytest
+import requests
 import sqlalchemy as sa
 from werkzeug import Response
 
 from pump_orchestration.data.synthetic import generate_coin_metrics
 from pump_orchestration.ml.model_store import ModelStore
-from pump_orchestration.testing.dagster_servers import dagster_daemon, dagster_home, dagster_processes
+from pump_orchestration.testing.dagster_servers import REPO, dagster_daemon, dagster_home, dagster_processes, wait_for_run
 from pump_orchestration.testing.locations import TestLocation, failure_text
 from pump_orchestration.warehouse import active_models
 from pump_orchestration.warehouse.coin_metrics import write_coin_metrics
@@ -22,6 +23,20 @@ from pump_orchestration.warehouse.schema import coin_metrics_outbox
 DAY = "2025-09-01"
 LIVE_FROM = pd.Timestamp(f"{DAY}T05:30:00Z")
 TIMEOUT = 240
+
+
+def _readme_recipes() -> list[str]:
+    """The JSON bodies of the README's live-scoring GraphQL recipes, in order."""
+    text = (REPO / "README.md").read_text()
+    section = text[text.index("## Live scoring"):text.index("## Data")]
+    return [block.split("```", 1)[0] for block in section.split("```json\n")[1:]]
+
+
+def _post(port: int, body: str) -> dict:
+    response = requests.post(f"http://127.0.0.1:{port}/graphql", data=body, timeout=60,
+                             headers={"Content-Type": "application/json"})
+    response.raise_for_status()
+    return response.json()["data"]
 
 
 def _wait_for(engine, sql: str, expected: int, timeout: float = TIMEOUT) -> float:
@@ -58,7 +73,8 @@ def deployment(request, tmp_path, monkeypatch):
         trained = location.train({"name": name, "model_type": model_type, "label_mode": "within", "cv_splits": 3,
                                   "params": {"n_estimators": 20}, "train_end": f"{DAY}T05:00:00Z"})
         assert trained.success, failure_text(trained)
-        active_models.activate(engine, name, store=ModelStore(data / "models"), active_dir=data / "active_models")
+        if name == "d_xgb":  # d_rf is activated over GraphQL by the test, as the README shows
+            active_models.activate(engine, name, store=ModelStore(data / "models"), active_dir=data / "active_models")
     env.update({"DAGSTER_HOME": str(dagster_home(tmp_path / "home")), "PUMP_DATA_DIR": str(data),
                 "PUMP_PARTITIONS_START": "2025-08-25", "SCORING_BATCH_ROWS": "40"})
     yield engine, env, metrics[metrics["timestamp"] >= LIVE_FROM].sort_values("timestamp").reset_index(drop=True)
@@ -81,8 +97,12 @@ def test_rows_inserted_with_the_daemon_up_and_down_are_scored_once_and_pushed_on
     httpserver.expect_request("/webhook/pump-alerts", method="POST").respond_with_handler(receiver)
     env["N8N_WEBHOOK_URL"] = httpserver.url_for("/webhook/pump-alerts")
     first, second = arriving.iloc[:60], arriving.iloc[60:130]
-    with dagster_processes(env, tmp_path, daemon=False):
+    activate, score_one, recent = _readme_recipes()
+    with dagster_processes(env, tmp_path, daemon=False) as port:
         with dagster_daemon(env, tmp_path):
+            launched = _post(port, activate.replace("PumpDetector_demo", "d_rf"))["launchRun"]
+            assert launched["__typename"] == "LaunchRunSuccess", launched
+            assert wait_for_run(port, launched["run"]["runId"]) == "SUCCESS"
             for chunk in (first.iloc[:20], first.iloc[20:45], first.iloc[45:]):  # the tracker's inserts
                 write_coin_metrics(engine, chunk)
                 time.sleep(1)
@@ -96,6 +116,12 @@ def test_rows_inserted_with_the_daemon_up_and_down_are_scored_once_and_pushed_on
         with dagster_daemon(env, tmp_path):
             _wait_for(engine, "select count(*) from coin_metrics_outbox where scored_at is null", 0)
             _wait_for(engine, "select count(*) from prediction_webhooks where status <> 'DELIVERED'", 0)
+            coin = second["mint"].iloc[-1]
+            launched = _post(port, score_one.replace("S2gGXs1hZGgYbQvhuSqs1vFrw8VHMu1wTxR1AL8Spump", coin))["launchRun"]
+            assert wait_for_run(port, launched["run"]["runId"]) == "SUCCESS"
+        runs = _post(port, recent)["assetOrError"]["assetMaterializations"]
+        assert len(runs) == 5 and all({"predictions", "webhooks_delivered"} <= {e["label"] for e in r["metadataEntries"]}
+                                      for r in runs)
 
     with engine.connect() as conn:
         rows_queued = conn.execute(sa.text("select count(*) from coin_metrics_outbox")).scalar()
