@@ -8,7 +8,8 @@ import pump_orchestration
 
 PACKAGE_DIR = Path(pump_orchestration.__file__).parent
 CORE = ("pump_orchestration.ml", "pump_orchestration.warehouse", "pump_orchestration.data",
-        "pump_orchestration.vocabulary", "pump_orchestration.settings")
+        "pump_orchestration.live", "pump_orchestration.delivery", "pump_orchestration.vocabulary",
+        "pump_orchestration.settings")
 
 
 def _modules() -> dict[str, Path]:

@@ -138,7 +138,8 @@ def _skips(history: pd.DataFrame, rows: pd.Index, model: str, reason: str) -> li
              "reason": reason} for r in rows]
 
 
-def payload_predictions(predictions: pd.DataFrame, models: list[LiveModel]) -> dict[tuple[str, pd.Timestamp], list[dict]]:
+def payload_predictions(predictions: pd.DataFrame,
+                        models: list[LiveModel]) -> dict[tuple[str, pd.Timestamp], list[dict]]:
     """The webhook ``predictions`` list of every (coin, data timestamp), each entry with its model block."""
     info = {m.model_id: m.info for m in models}
     out: dict[tuple[str, pd.Timestamp], list[dict]] = {}

@@ -104,7 +104,8 @@ def synthetic_deployment(pg_dsn: str, tmp_path: Path) -> tuple:
     init_schema(engine, create_coin_metrics=True)
     ingest_synthetic(engine, n_coins=80, start="2025-09-01T00:00:00Z", hours=8, seed=5)
     home = dagster_home(tmp_path / "home")
-    env = {"DAGSTER_HOME": str(home), "PUMP_DEPLOYMENT": "production", "DB_DSN": pg_dsn, "PUMP_DATA_DIR": str(tmp_path / "data"),
+    env = {"DAGSTER_HOME": str(home), "PUMP_DEPLOYMENT": "production", "DB_DSN": pg_dsn,
+           "PUMP_DATA_DIR": str(tmp_path / "data"),
            "PUMP_PARTITIONS_START": "2025-08-25"}
     return engine, home, env
 

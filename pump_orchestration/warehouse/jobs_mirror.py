@@ -1,9 +1,10 @@
 """``ml_jobs``: the original service's job table, kept as a mirror of the Dagster runs of the ML jobs.
 
 Dagster runs are the jobs of this product; ``ml_jobs`` only mirrors them so SQL dashboards and n8n
-workflows written against the original job table keep working. Two writers feed it: the ``ml_jobs_sensor`` (status and timestamps from
-Dagster's run records) and the runs themselves (``record_progress`` / ``record_result``). Their
-writes can arrive in any order, so ``upsert_job`` merges instead of overwriting:
+workflows written against the original job table keep working. Two writers feed it: the
+``ml_jobs_sensor`` (status and timestamps from Dagster's run records) and the runs themselves
+(``record_progress`` / ``record_result``). Their writes can arrive in any order, so ``upsert_job``
+merges instead of overwriting:
 
 * status only moves forward (PENDING → RUNNING → COMPLETED/FAILED/CANCELLED): a late sensor tick
   never turns COMPLETED back into RUNNING;

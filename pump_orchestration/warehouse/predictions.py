@@ -91,7 +91,8 @@ def write_scores(conn: sa.Connection, scores: pd.DataFrame, payloads: dict[tuple
     webhooks = 0
     if payloads:
         rows = [{"idempotency_key": p["idempotency_key"], "coin_id": coin,
-                 "data_timestamp": pd.Timestamp(ts).to_pydatetime(), "payload": p} for (coin, ts), p in payloads.items()]
+                 "data_timestamp": pd.Timestamp(ts).to_pydatetime(), "payload": p}
+                for (coin, ts), p in payloads.items()]
         result = conn.execute(_insert(conn, prediction_webhooks)
                               .on_conflict_do_nothing(index_elements=["idempotency_key"])
                               .returning(prediction_webhooks.c.id), rows)

@@ -1,4 +1,6 @@
 """``predictions``: every active model's prediction for each batch of new coin_metrics rows."""
+from collections import Counter
+
 import dagster as dg
 from pydantic import Field
 
@@ -40,9 +42,8 @@ def predictions(context: dg.AssetExecutionContext, config: ScoreBatchConfig, war
         for error in delivery["errors"]:
             context.log.warning(f"webhook not delivered yet: {error}")
     seconds = {**summary["seconds"], "webhooks": delivery.get("seconds", 0.0)}
-    reasons: dict[str, int] = {}
-    for skip in summary["skipped"]:
-        reasons[skip["reason"].split(";")[0]] = reasons.get(skip["reason"].split(";")[0], 0) + 1
+    # Reasons counted without their per-row detail (after the ";"), so the same cause is one entry.
+    reasons = Counter(skip["reason"].split(";")[0] for skip in summary["skipped"])
     context.log.info(f"batch {config.batch_key}: {summary['predictions']} predictions for "
                      f"{summary.get('coins_scored', 0)} coins, {summary.get('alerts', 0)} alerts, "
                      f"{len(summary['skipped'])} skipped, webhooks {delivery['delivered']} delivered")
@@ -59,7 +60,7 @@ def predictions(context: dg.AssetExecutionContext, config: ScoreBatchConfig, war
         "rows_skipped": len(summary["skipped"]),
         "scored_with_short_history": dg.MetadataValue.int(summary.get("short_history", 0)),
         "outbox_rows_closed": summary["outbox_rows_closed"],
-        "skip_reasons": dg.MetadataValue.json(reasons),
+        "skip_reasons": dg.MetadataValue.json(dict(reasons)),
         "skipped_examples": dg.MetadataValue.json([
             {**s, "data_timestamp": str(s["data_timestamp"])} for s in summary["skipped"][:SHOWN_SKIPS]]),
         "models_unavailable": dg.MetadataValue.json(summary["models_unavailable"]),

@@ -64,6 +64,7 @@ def score_coin(context: dg.OpExecutionContext, config: ScoreCoinConfig, warehous
                                                                    for s in result["skipped"]])})
 
 
-@dg.job(executor_def=dg.in_process_executor, description="Score one coin now with the active models (ops.score_coin.config).")
+@dg.job(executor_def=dg.in_process_executor,
+        description="Score one coin now with the active models (ops.score_coin.config).")
 def score_coin_job():
     score_coin()
