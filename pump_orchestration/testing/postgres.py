@@ -118,6 +118,25 @@ class PostgresServer:
         finally:
             conn.close()
 
+    def pause(self) -> None:
+        """Stop the server but keep its data (a database outage in a fault test)."""
+        out = _run(self, [str(self.bindir / "pg_ctl"), "-D", str(self.data_dir), "-m", "fast", "-w", "stop"])
+        if out.returncode != 0:
+            raise PostgresUnavailable(f"pg_ctl stop failed:\n{out.stdout}\n{out.stderr}")
+
+    def resume(self) -> None:
+        """Start a paused server again on the same port."""
+        out = _run(self, [str(self.bindir / "pg_ctl"), "-D", str(self.data_dir), "-l", str(self.log_file),
+                          "-o", self._options(), "-w", "-t", "60", "start"])
+        if out.returncode != 0:
+            raise PostgresUnavailable(f"pg_ctl start failed:\n{out.stdout}\n{out.stderr}")
+
+    def _options(self) -> str:
+        return " ".join([
+            "-c listen_addresses=127.0.0.1", f"-p {self.port}", f"-c unix_socket_directories={self.base_dir}",
+            "-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off",
+        ])
+
     def stop(self) -> None:
         """Stop the server (fast shutdown) and delete its directory."""
         try:
@@ -155,13 +174,9 @@ def start_postgres() -> PostgresServer:
     log = ""
     # The free port can be taken between probing and binding (parallel sessions): retry.
     for _attempt in range(3):
-        options = " ".join([
-            "-c listen_addresses=127.0.0.1", f"-p {server.port}", f"-c unix_socket_directories={base_dir}",
-            "-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off",
-        ])
         start = _run(server, [
             str(bindir / "pg_ctl"), "-D", str(server.data_dir), "-l", str(server.log_file),
-            "-o", options, "-w", "-t", "60", "start",
+            "-o", server._options(), "-w", "-t", "60", "start",
         ])
         if start.returncode == 0:
             return server

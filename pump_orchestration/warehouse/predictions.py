@@ -158,3 +158,10 @@ def pending_webhooks(conn: sa.Connection) -> int:
     """Webhooks not delivered yet."""
     return int(conn.execute(sa.select(sa.func.count()).select_from(prediction_webhooks)
                             .where(prediction_webhooks.c.status == "PENDING")).scalar_one())
+
+
+def receiver_failing(conn: sa.Connection, older_than: dt.timedelta) -> bool:
+    """Whether a webhook older than ``older_than`` is still pending after an attempt: the receiver is in trouble."""
+    return conn.execute(sa.select(prediction_webhooks.c.id).where(
+        prediction_webhooks.c.status == "PENDING", prediction_webhooks.c.attempts > 0,
+        prediction_webhooks.c.created_at < _now() - older_than).limit(1)).first() is not None

@@ -1,4 +1,5 @@
 """``predictions``: every active model's prediction for each batch of new coin_metrics rows."""
+import datetime as dt
 from collections import Counter
 
 import dagster as dg
@@ -9,6 +10,9 @@ from pump_orchestration.defs.shared.resources import WarehouseResource, WebhookR
 
 #: Longest a prediction run spends posting its own webhooks; what is left goes to the redelivery job.
 WEBHOOK_BUDGET_SECONDS = 20.0
+#: While older payloads are still failing, runs leave theirs to the redelivery job instead of waiting on a
+#: receiver that is down (which would only make prediction runs pile up).
+RECEIVER_TROUBLE_AFTER = dt.timedelta(seconds=30)
 #: Most skip reasons shown in a run's metadata (all are counted).
 SHOWN_SKIPS = 20
 
@@ -30,6 +34,7 @@ def predictions(context: dg.AssetExecutionContext, config: ScoreBatchConfig, war
     """
     from pump_orchestration.delivery.rounds import deliver_pending
     from pump_orchestration.live.service import score_batch
+    from pump_orchestration.warehouse.predictions import receiver_failing
 
     engine = warehouse.engine()
     sender = webhooks.sender()
@@ -38,7 +43,13 @@ def predictions(context: dg.AssetExecutionContext, config: ScoreBatchConfig, war
         context.log.warning(f"model {problem['model']} not scored: {problem['reason']}")
     delivery = {"delivered": 0, "failed": 0, "attempts": 0, "left_for_later": 0, "errors": []}
     if sender is not None and summary["keys"]:
-        delivery = deliver_pending(engine, sender, keys=summary["keys"], budget_seconds=WEBHOOK_BUDGET_SECONDS)
+        with engine.connect() as conn:
+            trouble = receiver_failing(conn, RECEIVER_TROUBLE_AFTER)
+        if trouble:
+            delivery["left_for_later"] = len(summary["keys"])
+            context.log.warning("older webhooks are still failing: this run's webhooks are left to the redelivery job")
+        else:
+            delivery = deliver_pending(engine, sender, keys=summary["keys"], budget_seconds=WEBHOOK_BUDGET_SECONDS)
         for error in delivery["errors"]:
             context.log.warning(f"webhook not delivered yet: {error}")
     seconds = {**summary["seconds"], "webhooks": delivery.get("seconds", 0.0)}
