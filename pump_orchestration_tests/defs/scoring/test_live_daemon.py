@@ -123,8 +123,9 @@ def test_rows_inserted_with_the_daemon_up_and_down_are_scored_once_and_pushed_on
             launched = _post(port, score_one.replace("S2gGXs1hZGgYbQvhuSqs1vFrw8VHMu1wTxR1AL8Spump", coin))["launchRun"]
             assert wait_for_run(port, launched["run"]["runId"]) == "SUCCESS"
         runs = _post(port, recent)["assetOrError"]["assetMaterializations"]
-        assert len(runs) == 5 and all({"predictions", "webhooks_delivered"} <= {e["label"] for e in r["metadataEntries"]}
-                                      for r in runs)
+        # One entry per batch run (how rows fall into batches depends on tick timing), newest first.
+        assert 1 <= len(runs) <= 5
+        assert all({"predictions", "webhooks_delivered"} <= {e["label"] for e in r["metadataEntries"]} for r in runs)
 
     with engine.connect() as conn:
         rows_queued = conn.execute(sa.text("select count(*) from coin_metrics_outbox")).scalar()
