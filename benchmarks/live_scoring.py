@@ -193,6 +193,17 @@ def training_market(engine, n_coins: int = 60, seed: int = 5) -> pd.DataFrame:
     return metrics[metrics["timestamp"] >= LIVE_FROM].sort_values(["timestamp", "mint"]).reset_index(drop=True)
 
 
+def train(location, request: dict):
+    """``train_model_job`` in process for DAY (TestLocation.run), its console log at WARNING."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # convergence and beta warnings of the small training runs
+        return location.run("train_model_job", {"resources": {"training_request": {"config": request}},
+                                                "loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+                            partition=DAY)
+
+
 def train_and_activate(engine, data_dir: Path, specs: list[tuple[str, str, dict, dict]]) -> list[dict]:
     """Train each spec through the code location (train_model_job in process) and activate it."""
     from pump_orchestration.ml.model_store import ModelStore
@@ -205,12 +216,12 @@ def train_and_activate(engine, data_dir: Path, specs: list[tuple[str, str, dict,
         t0 = time.perf_counter()
         request = {"name": name, "model_type": model_type, "label_mode": "within", "cv_splits": 3,
                    "params": params, "train_end": TRAIN_END, **extra}
-        result = location.train(request)
+        result = train(location, request)
         note = ""
         if not result.success:  # e.g. a quality gate on this small market: fall back to a copy of XGBoost
             note = f"training failed ({failure_text(result).splitlines()[0][:120]}); replaced by an XGBoost copy"
             name = f"{name}_xgb"
-            result = location.train({**request, "name": name, "model_type": "xgboost", "params": {}})
+            result = train(location, {**request, "name": name, "model_type": "xgboost", "params": {}})
             if not result.success:
                 raise RuntimeError(f"training {name} failed: {failure_text(result)}")
             model_type = "xgboost"
@@ -468,8 +479,8 @@ def run_events(home: Path, tag: str, value: str) -> dict[str, float]:
         run = records[-1].dagster_run  # the first run of the batch (a retry would be newer)
         out: dict[str, float] = {"runs": len(records), "status": run.status.value}
         for entry in instance.all_logs(run.run_id):
-            if entry.dagster_event is not None:
-                out.setdefault(entry.dagster_event.event_type_value, entry.timestamp)
+            if entry.dagster_event is not None:  # names as in DagsterEventType (values are legacy PIPELINE_*)
+                out.setdefault(entry.dagster_event.event_type.name, entry.timestamp)
         return out
 
 
@@ -514,15 +525,15 @@ def latency_ours(server, backend: str, tmp: Path, args) -> dict:
             arriving = training_market(engine)
             print(f"## latency ({backend}): training 2 models", flush=True)
             train_and_activate(engine, data_dir, [("lat_xgb", "xgboost", {}, {}), ("lat_rf", "random_forest", {}, {})])
-        # One row per insert: the first arriving row of coins that already have 15 min of history (so each
-        # is scored, not skipped for a short history), in time order.
+        # One row per insert: the next rows, in time order, of the coins that already have 15 min of history
+        # (a coin's rows arrive in order, so its history has no gaps).
         with engine.connect() as conn:
             seen = pd.DataFrame(conn.execute(sa.text("select mint, min(timestamp) from coin_metrics group by mint")).all(),
                                 columns=["mint", "first"])
         seen["first"] = pd.to_datetime(seen["first"], utc=True, format="ISO8601")
         rows = arriving.merge(seen, on="mint")
         rows = rows[rows["timestamp"] - rows["first"] >= MIN_HISTORY].drop(columns="first")
-        rows = rows.groupby("mint", as_index=False).head(1).sort_values("timestamp").reset_index(drop=True)
+        rows = rows.sort_values(["timestamp", "mint"]).reset_index(drop=True)
         n = WARMUP_INSERTS + args.inserts
         if len(rows) < n:
             raise RuntimeError(f"only {len(rows)} coins to insert rows for, need {n}")
@@ -605,7 +616,7 @@ def stage_seconds(home: Path, batch_keys: set[str]) -> dict[str, float]:
             for record in instance.get_run_records(filters=dg.RunsFilter(tags={BATCH_TAG: key})):
                 for entry in instance.all_logs(record.dagster_run.run_id):
                     event = entry.dagster_event
-                    if event is not None and event.event_type_value == "ASSET_MATERIALIZATION":
+                    if event is not None and event.event_type.name == "ASSET_MATERIALIZATION":
                         meta = event.event_specific_data.materialization.metadata
                         stages = meta.get("stage_seconds")
                         for k, v in (stages.data if stages is not None else {}).items():

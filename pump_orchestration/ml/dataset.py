@@ -25,13 +25,21 @@ class DatasetError(ValueError):
 
 
 def make_labels(df: pd.DataFrame, spec: LabelSpec) -> tuple[pd.Series, pd.Series | None]:
-    """Labels (float 0/1, NaN = unlabelled) and, for time-based targets, the % change behind them."""
+    """Labels (float 0/1, NaN = unlabelled) and, for time-based targets, the trade's exit change.
+
+    The exit change is the % change to the coin's last row at or before t + future_minutes, in every
+    label mode: a trade opened on an alert is closed at the horizon, not at a peak nobody can time
+    (``label_mode: within`` labels by the peak but still exits at the horizon). Simulated profit uses it.
+    """
     if spec.target_var not in df.columns:
         raise DatasetError(f"target_var: column {spec.target_var!r} is not in the loaded data")
     if not spec.time_based:
         return threshold_labels(df, spec.target_var, spec.operator, spec.value), None
     change = time_based_change(df, spec.target_var, spec.future_minutes, mode=spec.mode, direction=spec.direction)
-    return labels_from_change(change, spec.min_percent_change, spec.direction), change
+    labels = labels_from_change(change, spec.min_percent_change, spec.direction)
+    if spec.mode != "end":
+        change = time_based_change(df, spec.target_var, spec.future_minutes, mode="end", direction=spec.direction)
+    return labels, change
 
 
 def build_feature_matrix(df: pd.DataFrame, spec: FeatureSpec) -> tuple[pd.DataFrame, dict[str, str]]:

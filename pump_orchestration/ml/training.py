@@ -155,10 +155,13 @@ def _check_labels(y: pd.Series) -> pd.Series:
 
 def _purge(train_idx: np.ndarray, test_idx: np.ndarray, ts: np.ndarray,
            horizon: np.timedelta64 | None) -> tuple[np.ndarray, int]:
-    """Drop training rows whose label horizon (timestamp + horizon) reaches past the first test timestamp."""
+    """Drop training rows whose label horizon (timestamp + horizon) reaches the first test timestamp.
+
+    Strict: a horizon ending exactly at the first test row would label with that row's price, a test price.
+    """
     if horizon is None:
         return train_idx, 0
-    keep = ts[train_idx] + horizon <= ts[test_idx].min()
+    keep = ts[train_idx] + horizon < ts[test_idx].min()
     return train_idx[keep], int((~keep).sum())
 
 
@@ -186,7 +189,7 @@ def train_classifier(X: pd.DataFrame, y: pd.Series, timestamps: pd.Series, *, mo
     and ``future_change_pct`` (time-based targets; enables the simulated profit)
     share its index. Rows are sorted by timestamp (ties by index label, so the input
     row order never matters). ``horizon`` (``future_minutes`` for time-based targets)
-    purges training rows with ``timestamp + horizon > first test timestamp``.
+    purges training rows with ``timestamp + horizon >= first test timestamp``.
 
     With ``use_timeseries_split``: ``TimeSeriesSplit(cv_splits)`` folds, purged, scored
     by ``cross_validate`` on an imblearn Pipeline (resampling inside each fold's

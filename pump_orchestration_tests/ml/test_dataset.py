@@ -76,3 +76,23 @@ def test_select_rows_errors_name_the_problem(market):
     X_nan = X.assign(volume_sol=np.nan)
     with pytest.raises(DatasetError, match=r"\['volume_sol'\] are NaN on every labelled row"):
         select_rows(X_nan, labels, market, start=start, end=end)
+
+
+def test_within_labels_by_the_peak_but_the_trade_exits_at_the_horizon():
+    from pump_orchestration.ml.metrics import classification_metrics
+
+    t0 = pd.Timestamp("2025-09-01T00:00:00Z")
+    minutes = [0, 2, 5, 6]
+    prices = [1.0, 1.5, 0.9, 0.9]
+    df = pd.DataFrame({"mint": "m", "timestamp": [t0 + pd.Timedelta(minutes=m) for m in minutes],
+                       "price_close": prices})
+    spec = LabelSpec(target_var="price_close", time_based=True, future_minutes=5, min_percent_change=30.0,
+                     mode="within")
+    labels, exit_change = make_labels(df, spec)
+    assert labels.iloc[0] == 1  # +50 % at the peak inside (t, t + 5 min]
+    assert exit_change.iloc[0] == pytest.approx(-10.0)  # the coin's last row at or before t + 5 min: 0.9
+    m = classification_metrics(np.array([1]), np.array([1]), future_change_pct=exit_change.iloc[:1].to_numpy(),
+                               fee_pct=2.0)
+    assert m["simulated_profit_pct"] == pytest.approx(-12.0)  # not the +48 % a peak exit would claim
+    end_labels, end_change = make_labels(df, LabelSpec(**{**spec.__dict__, "mode": "end"}))
+    assert end_labels.iloc[0] == 0 and end_change.iloc[0] == pytest.approx(-10.0)

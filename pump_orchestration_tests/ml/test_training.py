@@ -86,16 +86,17 @@ def hand_made_series():
 def test_purge_drops_exactly_rows_whose_horizon_reaches_the_test_part():
     X, y, ts = hand_made_series()
     # cv_splits=2 on 60 rows: fold 1 trains rows 0-19 and tests from row 20 (minute 40);
-    # fold 2 trains rows 0-39 and tests from row 40 (minute 80). With a 4-minute horizon
-    # only the last training row (38 + 4 = 42 > 40; 78 + 4 = 82 > 80) is purged; the row
-    # before it ends exactly at the test start (36 + 4 = 40) and stays.
+    # fold 2 trains rows 0-39 and tests from row 40 (minute 80). With a 4-minute horizon the
+    # last training row (38 + 4 = 42 > 40) and the one whose horizon ends exactly at the test
+    # start (36 + 4 = 40: its label would read the first test row's price) are purged; the row
+    # before them (34 + 4 = 38 < 40) stays.
     result = fit(X, y, ts, cv_splits=2, horizon=pd.Timedelta("4min"), use_smote=False)
-    assert result.cv_scores["purged_rows_per_fold"] == [1, 1]
-    assert result.cv_scores["train_rows_per_fold"] == [19, 39]
+    assert result.cv_scores["purged_rows_per_fold"] == [2, 2]
+    assert result.cv_scores["train_rows_per_fold"] == [18, 38]
     assert result.cv_scores["test_rows_per_fold"] == [20, 20]
     assert result.split == {
-        "kind": "timeseries_last_fold", "n_train": 39, "n_test": 20, "purged_rows": 1,
-        "train_start_ts": "2025-09-01T00:00:00", "train_end_ts": "2025-09-01T01:16:00",
+        "kind": "timeseries_last_fold", "n_train": 38, "n_test": 20, "purged_rows": 2,
+        "train_start_ts": "2025-09-01T00:00:00", "train_end_ts": "2025-09-01T01:14:00",
         "test_start_ts": "2025-09-01T01:20:00", "test_end_ts": "2025-09-01T01:58:00",
     }
     # 7 minutes: rows ending after minute 40 are 17, 18, 19 (34 + 7 = 41).
@@ -108,10 +109,11 @@ def test_purge_drops_exactly_rows_whose_horizon_reaches_the_test_part():
 def test_holdout_is_chronological_and_purged():
     X, y, ts = hand_made_series()
     result = fit(X, y, ts, use_timeseries_split=False, horizon=pd.Timedelta("4min"))
-    # First 48 rows train, last 12 test (from minute 96); row 47 (94 + 4 > 96) is purged.
+    # First 48 rows train, last 12 test (from minute 96); rows 47 (94 + 4 > 96) and 46 (92 + 4 = 96,
+    # its label would read the first test row) are purged.
     assert result.cv_scores is None and result.cv_overfitting_gap is None
     assert result.split["kind"] == "holdout_80_20"
-    assert (result.split["n_train"], result.split["n_test"], result.split["purged_rows"]) == (47, 12, 1)
+    assert (result.split["n_train"], result.split["n_test"], result.split["purged_rows"]) == (46, 12, 2)
     assert result.split["test_start_ts"] == "2025-09-01T01:36:00"
 
 
