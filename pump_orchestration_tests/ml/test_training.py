@@ -98,6 +98,9 @@ def test_purge_drops_exactly_rows_whose_horizon_reaches_the_test_part():
         "kind": "timeseries_last_fold", "n_train": 38, "n_test": 20, "purged_rows": 2,
         "train_start_ts": "2025-09-01T00:00:00", "train_end_ts": "2025-09-01T01:14:00",
         "test_start_ts": "2025-09-01T01:20:00", "test_end_ts": "2025-09-01T01:58:00",
+        # The stored model is fitted on every row after the estimate.
+        "final_fit": {"rows": 60, "start_ts": "2025-09-01T00:00:00", "end_ts": "2025-09-01T01:58:00",
+                      "resampled_rows": 60},
     }
     # 7 minutes: rows ending after minute 40 are 17, 18, 19 (34 + 7 = 41).
     result = fit(X, y, ts, cv_splits=2, horizon=pd.Timedelta("7min"), use_smote=False)
@@ -131,16 +134,16 @@ def test_resampling_never_touches_test_rows(monkeypatch):
     result = fit(X, y, ts, cv_splits=3, future_change_pct=change)
     without = fit(X, y, ts, cv_splits=3, future_change_pct=change, use_smote=False)
 
-    # 3 CV folds + the final training part, each exactly the rows before its test part.
-    assert seen == [set(range(60)), set(range(120)), set(range(180)), set(range(180))]
+    # 3 CV folds + the evaluation fit, each exactly the rows before its test part; then, the figures
+    # taken, the final fit of the stored model on every row.
+    assert seen == [set(range(60)), set(range(120)), set(range(180)), set(range(180)), set(range(240))]
     assert result.resampling["applied"] and result.resampling["before"]["n_rows"] == 180
     assert result.resampling["after"]["n_rows"] != 180
     assert result.split["n_test"] == without.split["n_test"] == result.metrics["num_samples"] == 60
     # The reported test metrics are those of the untouched last 60 rows.
-    test_X, test_y = X.iloc[180:], y.iloc[180:]
-    pred = result.estimator.predict(test_X)
+    test_y = y.iloc[180:]
     cm = result.metrics["confusion_matrix"]
-    assert cm["tp"] == int(((pred == 1) & (test_y == 1)).sum()) and cm["fp"] == int(((pred == 1) & (test_y == 0)).sum())
+    assert cm["tp"] + cm["fn"] == int(test_y.sum()) and cm["fp"] + cm["tn"] == int((test_y == 0).sum())
     assert result.metrics["num_positive"] == int(test_y.sum())
     # Training metrics are on the training part before resampling.
     assert result.train_metrics["num_samples"] == 180
@@ -220,3 +223,17 @@ def test_rebalance_skips_a_minority_of_one_row():
     X_res, y_res, report = rebalance(X, y)
     assert not report["applied"] and "minority class has 1 row" in report["reason"]
     assert X_res is X and y_res is y
+
+
+def test_the_stored_model_is_fitted_on_every_row_and_the_estimate_on_the_training_part_only():
+    X, y, ts, change = make_data(n=400, positive_share=0.4)
+    result = fit(X, y, ts, cv_splits=3, use_smote=False)
+    from sklearn.base import clone
+
+    train_rows = result.split["n_train"]
+    estimate = clone(result.estimator).fit(X.iloc[:train_rows], y.iloc[:train_rows])
+    final = clone(result.estimator).fit(X, y)
+    # Same inputs, same seed: the stored estimator is the one fitted on all rows, not the estimate's.
+    np.testing.assert_allclose(result.estimator.predict_proba(X), final.predict_proba(X))
+    assert not np.allclose(estimate.predict_proba(X), final.predict_proba(X))
+    assert result.split["final_fit"]["rows"] == 400 and result.timings["final_fit_seconds"] > 0

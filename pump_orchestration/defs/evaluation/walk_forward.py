@@ -76,8 +76,7 @@ def walk_forward_evaluation(
                           settings.data_dir() / "reports" / f"walk_forward_{context.run_id}.png")
     for skip in skipped:
         context.log.warning(f"window testing from {skip['test_start']} skipped: {skip['reason']}")
-    fitting = sum(o.trained.result.timings.get("cv_seconds", 0) + o.trained.result.timings.get("fit_seconds", 0)
-                  for o in outcomes)
+    fitting = sum(o.trained.result.fitting_seconds for o in outcomes)
     return dg.Output(
         outcomes,
         metadata={
