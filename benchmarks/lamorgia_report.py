@@ -35,6 +35,7 @@ from pump_orchestration.ml.evaluation import ModelUnderTest, ScoredRows, score_r
 from pump_orchestration.ml.metrics import classification_metrics
 from pump_orchestration.ml.pipeline import feature_frame, fit_request, label_frame
 from pump_orchestration.ml.request import TrainingRequest
+from pump_orchestration.ml.rules import fit_rule
 from pump_orchestration.vocabulary import MODEL_TYPES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -129,6 +130,34 @@ def false_alerts(event: Event, scored: ScoredRows, interval: float) -> tuple[int
     return len(false), away_days
 
 
+def rule_scored(event: Event, alerts: np.ndarray, like: ScoredRows | None = None) -> ScoredRows:
+    """The rule's alerts on an event's candles, as ScoredRows on the model's test rows (``like``) or on the
+    event's labelled window rows, so the same figures measure both."""
+    position = pd.Index(event.candles["timestamp"])
+    if like is not None:
+        rows_ts, y_true = like.timestamps, like.y_true
+    else:
+        rows_ts, y_true = event.rows["timestamp"], event.rows[LABEL].to_numpy().astype(int)
+    pred = alerts[position.get_indexer(rows_ts)].astype(int)
+    return ScoredRows(index=pd.RangeIndex(len(pred)), y_true=np.asarray(y_true), y_pred=pred,
+                      proba=pred.astype(float), future_change_pct=None, timestamps=pd.Series(rows_ts).reset_index(drop=True),
+                      mints=pd.Series([event.name] * len(pred)), stats={})
+
+
+def rule_objective(events: list[Event], interval: float):
+    """Score of a rule's alerts on training events: pumps flagged by their peak, then fewer false alerts per day."""
+    def score(alerts_per_event: list[np.ndarray]) -> tuple:
+        flagged, false, days = 0, 0, 0.0
+        for event, alerts in zip(events, alerts_per_event):
+            scored = rule_scored(event, alerts)
+            first = minutes_to_first_alert(event, scored)
+            flagged += first is not None and first <= (event.peak - event.pump) / pd.Timedelta(minutes=1)
+            count, d = false_alerts(event, scored, interval)
+            false, days = false + count, days + d
+        return flagged, -(false / days if days else 0.0)
+    return score
+
+
 def _fmt(value: float | None, spec: str = ".1f") -> str:
     return "-" if value is None or (isinstance(value, float) and np.isnan(value)) else format(value, spec)
 
@@ -171,8 +200,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"features: {len(feature_names)} ({', '.join(BASE_FEATURES)} + engineered, windows "
           f"{'/'.join(map(str, WINDOWS))} min); skipped (no such data on an exchange): {', '.join(sorted(skipped))}")
 
-    table, pooled = [], {"y": [], "pred": [], "proba": []}
+    table, pooled = [], {"y": [], "pred": [], "proba": [], "rule": []}
     n_false, away_days, flagged = 0, 0.0, 0
+    rule_false, rule_flagged, rule_table = 0, 0, []
     for number, test in enumerate(events, start=1):
         print(f"round {number}/{len(events)}: testing on {test.name}", file=sys.stderr, flush=True)
         train = [e for e in events if e is not test]
@@ -198,6 +228,22 @@ def main(argv: list[str] | None = None) -> int:
         pooled["y"].append(scored.y_true)
         pooled["pred"].append(scored.y_pred)
         pooled["proba"].append(scored.proba)
+        # The rule baseline, its (k, p) chosen on the same four training events, on the same test rows.
+        rule, _ = fit_rule([e.candles for e in train], rule_objective(train, args.interval))
+        ruled = rule_scored(test, rule.alerts(test.candles), like=scored)
+        rm = classification_metrics(ruled.y_true, ruled.y_pred)
+        r_count, _ = false_alerts(test, ruled, args.interval)
+        r_first = minutes_to_first_alert(test, ruled)
+        rule_flagged += r_first is not None and r_first <= peak_after
+        rule_false += r_count
+        pooled["rule"].append(ruled.y_pred)
+        rule_table.append({
+            "test event": test.name, "k": f"{rule.k:g}", "p %": f"{rule.p:g}",
+            "precision": _fmt(rm["precision"], ".3f"), "recall": _fmt(rm["recall"], ".3f"), "F1": _fmt(rm["f1"], ".3f"),
+            "lead min": _fmt(lead_minutes(test, ruled), ".2f"),
+            "1st alert at": "-" if r_first is None else f"+{r_first:.1f}",
+            "false alerts/day": _fmt(r_count / days if days else None, ".2f"),
+        })
         table.append({
             "test event": test.name,
             "rows": len(scored.y_true), "pos": int(scored.y_true.sum()),
@@ -223,8 +269,21 @@ def main(argv: list[str] | None = None) -> int:
     table.append({**blank, "test event": "paper (RF, 25-s chunks, 5-fold CV)",
                   **{"precision": f"{PAPER['precision']:.3f}", "recall": f"{PAPER['recall']:.3f}",
                      "F1": f"{PAPER['f1']:.3f}"}})
+    rm = classification_metrics(np.concatenate(pooled["y"]), np.concatenate(pooled["rule"]))
+    rule_table.append({**dict.fromkeys(rule_table[0], ""), "test event": "ALL (pooled rows)",
+                       "precision": _fmt(rm["precision"], ".3f"), "recall": _fmt(rm["recall"], ".3f"),
+                       "F1": _fmt(rm["f1"], ".3f"), "1st alert at": f"{rule_flagged}/{len(events)} by peak",
+                       "false alerts/day": _fmt(rule_false / away_days if away_days else None, ".2f")})
     print()
+    print(f"## {args.model_type}, trained on the other four events")
     print(pd.DataFrame(table).to_string(index=False))
+    print("\n## rule baseline (ml/rules.py: volume >= k x previous hour's mean and close >= p % above the close 75 s "
+          "earlier; k, p grid-searched on the other four events for pumps flagged by the peak, then fewest false "
+          "alerts/day)")
+    print(pd.DataFrame(rule_table).to_string(index=False))
+    print(f"\nside by side: {args.model_type} flags {flagged}/{len(events)} pumps by the peak with "
+          f"{_fmt(n_false / away_days if away_days else None, '.2f')} false alerts/day; the rule {rule_flagged}/{len(events)} "
+          f"with {_fmt(rule_false / away_days if away_days else None, '.2f')}")
     print(f"""
 peak %, peak at: highest close within 1 h after the pump start vs the last close before it, and its minutes
   after the start.
@@ -232,8 +291,8 @@ lead min: minutes from the first alert (candle predicted positive) in the hour b
   negative = first alert after the peak, '-' = none within 1 h. An alert long before the start is a false alarm,
   so read it with '1st alert at': minutes from the pump start to the first alert at or after it.
 false alerts/day: runs of consecutive alerts with no positive label, starting > 2 h from the pump start.
-pumps in final fit: fit_request fits the final model on the training part of its last CV fold, so the
-  latest training event's later rows (often including its pump) are its internal test part only.
+pumps in final fit: pumps of the training events inside the training part of the last CV fold (the part whose
+  fit gives the CV figures); the stored model is then fitted on every labelled row of the four events.
 Not directly comparable with the paper: it classifies 25-s chunks around known pump times with rush-order
   features under 5-fold CV over those chunks; here every candle of +-{args.days:g} days is labelled by a future
   price rise, predicted from pump.fun-oriented features, on an event the model never saw. Positive candles before
