@@ -110,9 +110,11 @@ CREATE TABLE IF NOT EXISTS ml_test_results (
     f1_degradation        DOUBLE PRECISION,
     is_overfitted         BOOLEAN,
     test_duration_days    DOUBLE PRECISION,
+    event_metrics         JSONB,  -- pumps detected before the peak, delays, false-alert episodes per coin-day
     created_at            TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT now(),
     CONSTRAINT chk_test_results_window CHECK (test_start < test_end)
 );
+ALTER TABLE ml_test_results ADD COLUMN IF NOT EXISTS event_metrics JSONB;  -- databases created before it
 CREATE INDEX IF NOT EXISTS idx_test_results_model ON ml_test_results (model_id);
 CREATE INDEX IF NOT EXISTS idx_test_results_created ON ml_test_results (created_at DESC);
 

@@ -269,8 +269,31 @@ def score_rows(model: ModelUnderTest, frame: pd.DataFrame, start, end, *,
     )
 
 
-def _test_row(model: ModelUnderTest, scored: ScoredRows, start: pd.Timestamp, end: pd.Timestamp) -> dict:
-    """The ``ml_test_results`` values of ``model`` on ``scored``."""
+def event_figures(model: ModelUnderTest, scored: ScoredRows, frame: pd.DataFrame) -> dict | None:
+    """Pumps caught and false alarms, as a trader counts them (``ml.events``), for a time-based target.
+
+    Events are the model's own positive labels: a coin's positive rows less than one horizon apart are one
+    pump; its peak is the highest ``target_var`` up to one horizon after its last positive row. An alert
+    (predicted 1) up to one horizon before a pump's start and up to its peak detects it; other alerts are
+    false, merged into episodes when less than one horizon apart. None for threshold targets.
+    """
+    from pump_orchestration.ml.events import detection_report, extract_events
+
+    if not model.label_spec.time_based:
+        return None
+    horizon = pd.Timedelta(minutes=model.label_spec.future_minutes)
+    values = frame.loc[scored.index, model.label_spec.target_var].to_numpy(dtype=float)
+    events = extract_events(scored.mints.to_numpy(), scored.timestamps, scored.y_true, merge_gap=horizon,
+                            values=values, peak_lookahead=horizon)
+    report = detection_report(events, scored.mints.to_numpy(), scored.timestamps, scored.y_pred, lead=horizon,
+                              cooldown=horizon)
+    report["per_event"] = report["per_event"][:200]  # the row keeps the figures, not every episode
+    return report
+
+
+def _test_row(model: ModelUnderTest, scored: ScoredRows, start: pd.Timestamp, end: pd.Timestamp,
+              frame: pd.DataFrame) -> dict:
+    """The ``ml_test_results`` values of ``model`` on ``scored`` (rows of ``frame``)."""
     metrics = classification_metrics(scored.y_true, scored.y_pred, scored.proba, scored.future_change_pct,
                                      direction=model.label_spec.direction, fee_pct=model.fee_pct)
     has_overlap, note = overlap_check(model.train_start, model.train_end, start, end)
@@ -290,6 +313,7 @@ def _test_row(model: ModelUnderTest, scored: ScoredRows, start: pd.Timestamp, en
         **{f"train_{m}": model.train_metrics.get(m) for m in _TRAIN_METRICS},
         **degradation(model.train_metrics, metrics),
         "test_duration_days": (end - start) / pd.Timedelta(days=1),
+        "event_metrics": event_figures(model, scored, frame),
     }
 
 
@@ -302,7 +326,7 @@ def evaluate_model(model: ModelUnderTest, frame: pd.DataFrame, test_start, test_
     Python types; ``test_start``/``test_end`` are UTC Timestamps.
     """
     start, end = to_utc(test_start, "test_start"), to_utc(test_end, "test_end")
-    return _test_row(model, score_rows(model, frame, start, end, features_cache=features_cache), start, end)
+    return _test_row(model, score_rows(model, frame, start, end, features_cache=features_cache), start, end, frame)
 
 
 def _order(x: float | None, y: float | None, tol: float) -> int:
@@ -429,7 +453,7 @@ def compare_models(a: ModelUnderTest, b: ModelUnderTest, frame: pd.DataFrame, te
     rows_dropped = {"only_a": len(scored_a.index) - len(common), "only_b": len(scored_b.index) - len(common)}
     scored_a, scored_b = scored_a.take(common), scored_b.take(common)
 
-    test_a, test_b = _test_row(a, scored_a, start, end), _test_row(b, scored_b, start, end)
+    test_a, test_b = _test_row(a, scored_a, start, end, frame), _test_row(b, scored_b, start, end, frame)
     same_labels = a.label_spec == b.label_spec
     significance = {
         **paired_significance(scored_a, scored_b, n_bootstrap=n_bootstrap, random_state=random_state),

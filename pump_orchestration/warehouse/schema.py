@@ -217,6 +217,8 @@ ml_test_results = sa.Table(
     sa.Column("f1_degradation", sa.Float()),
     sa.Column("is_overfitted", sa.Boolean()),
     sa.Column("test_duration_days", sa.Float()),
+    # Pumps detected before the peak, delays, false-alert episodes per coin-day (ml.events); NULL for threshold targets.
+    sa.Column("event_metrics", JsonType),
     _created_at(),
     sa.CheckConstraint("test_start < test_end", name="chk_test_results_window"),
     sa.Index("idx_test_results_model", "model_id"),

@@ -98,7 +98,11 @@ def assert_plain(values: dict) -> None:
         if isinstance(value, dict):
             assert_plain(value)
         elif isinstance(value, list):
-            assert all(type(v) in (int, float) for v in value), key
+            for item in value:
+                if isinstance(item, dict):
+                    assert_plain(item)
+                else:
+                    assert type(item) in (int, float), key
         else:
             assert type(value) in (int, float, bool, str, type(None), pd.Timestamp), (key, type(value))
 
@@ -247,6 +251,9 @@ def test_test_row_has_exactly_the_ml_test_results_columns_as_plain_values(model_
     assert row["accuracy_degradation"] == pytest.approx(train["accuracy"] - row["accuracy"])
     assert row["f1_degradation"] == pytest.approx(train["f1"] - row["f1_score"])
     assert row["is_overfitted"] == (row["accuracy_degradation"] > OVERFIT_GAP)
+    events = row["event_metrics"]
+    assert events["events"] >= 1 and 0 <= events["detected_before_peak"] <= events["detected"] <= events["events"]
+    assert events["parameters"]["lead_s"] == events["parameters"]["cooldown_s"] == 5 * 60  # one label horizon
 
 
 def test_overlapping_test_window_is_tested_with_a_warning(model_a, frame):

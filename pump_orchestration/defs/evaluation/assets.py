@@ -10,7 +10,7 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
-from pump_orchestration.defs.shared.metadata import check_results, check_specs, metric_values, number
+from pump_orchestration.defs.shared.metadata import check_results, check_specs, event_metadata, metric_values, number
 from pump_orchestration.defs.shared.partitions import window_asset
 from pump_orchestration.defs.shared.progress import report_progress
 from pump_orchestration.defs.shared.resources import ModelStoreResource, WarehouseResource
@@ -80,6 +80,7 @@ def _test_metadata(test: dict) -> dict:
         "overlap_note": test["overlap_note"] or "none",
         "accuracy_degradation": number(test["accuracy_degradation"]),
         "is_overfitted": bool(test["is_overfitted"]),
+        **event_metadata(test.get("event_metrics")),
     }
 
 

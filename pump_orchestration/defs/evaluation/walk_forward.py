@@ -68,6 +68,9 @@ def walk_forward_evaluation(
         "positives": o.test["num_positive"],
         "f1": o.test["f1_score"], "precision": o.test["precision_score"], "recall": o.test["recall"],
         "roc_auc": o.test["roc_auc"], "profit_pct": o.test["simulated_profit_pct"],
+        "pumps caught": ("–" if not o.test.get("event_metrics") else
+                         f"{o.test['event_metrics']['detected_before_peak']}/{o.test['event_metrics']['events']}"),
+        "false/coin-day": (o.test.get("event_metrics") or {}).get("false_alerts_per_coin_day"),
         "vs_previous": ("–" if o.comparison is None else
                         {"a": "better", "b": "worse", None: "tie"}[o.comparison.winner]
                         + (" (significant)" if o.comparison.comparison["significance"]["significant"] else "")),
@@ -84,7 +87,7 @@ def walk_forward_evaluation(
             "skipped_windows": dg.MetadataValue.json(skipped),
             "metrics_per_window": dg.MetadataValue.md(metrics_table(
                 rows, ["test_start", "model", "rows", "positives", "f1", "precision", "recall", "roc_auc",
-                       "profit_pct", "vs_previous"])),
+                       "profit_pct", "pumps caught", "false/coin-day", "vs_previous"])),
             "chart": dg.MetadataValue.md(chart),
             "mean_f1": float(pd.Series([r["f1"] for r in rows]).mean()),
             "stage_seconds": dg.MetadataValue.json({**timings, "model_fitting": round(fitting, 3)}),

@@ -20,6 +20,20 @@ def metric_values(metrics: dict, keys=("accuracy", "f1", "precision", "recall", 
     return {key: number(metrics.get(key)) for key in keys}
 
 
+def event_metadata(events: dict | None) -> dict:
+    """The event-level figures of a test (``ml.events.detection_report``) as metadata; empty without them."""
+    if not events:
+        return {}
+    return {
+        "pump_events": events["events"],
+        "pumps_detected_before_peak": events["detected_before_peak"],
+        "pump_detection_rate": number(events["detection_rate"]),
+        "median_lead_to_peak_s": number(events["median_lead_to_peak_s"]),
+        "false_alert_episodes_per_coin_day": number(events["false_alerts_per_coin_day"]),
+        "alert_episode_precision": number(events["episode_precision"]),
+    }
+
+
 def check_specs(asset_key: str, names_and_blocking: dict[str, bool]) -> list[dg.AssetCheckSpec]:
     """Check specs for an asset from {check name: blocking}."""
     return [dg.AssetCheckSpec(name, asset=asset_key, blocking=blocking)
