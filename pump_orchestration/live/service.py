@@ -21,7 +21,8 @@ from pump_orchestration.ml.evaluation import ModelUnderTest
 from pump_orchestration.ml.model_store import ArtifactMissingError, ModelStore
 from pump_orchestration.ml.scoring import LiveModel, LiveScores, history_start, payload_predictions, score_live
 from pump_orchestration.warehouse import outbox, predictions
-from pump_orchestration.warehouse.coin_metrics import load_coin_metrics
+from pump_orchestration.ml.features import FEATURE_GROUPS
+from pump_orchestration.warehouse.coin_metrics import available_columns, load_coin_metrics
 
 #: Verified, loaded artifacts of this process: (path, sha256, mtime, size) → LoadedModel. The file's stat is in
 #: the key, so an artifact deleted or replaced since it was loaded is noticed at the next batch.
@@ -83,7 +84,23 @@ def load_live_models(rows: Sequence[dict]) -> tuple[list[LiveModel], list[dict]]
 def _history(engine: sa.Engine, targets: pd.DataFrame, models: list[LiveModel]) -> pd.DataFrame:
     start = history_start(models, targets["timestamp"].min())
     end = targets["timestamp"].max() + pd.Timedelta(microseconds=1)  # the loader's end is exclusive
-    return load_coin_metrics(engine, start, end, mints=sorted(targets["mint"].unique()))
+    return load_coin_metrics(engine, start, end, columns=_history_columns(engine, models),
+                             mints=sorted(targets["mint"].unique()))
+
+
+def _history_columns(engine: sa.Engine, models: list[LiveModel]) -> list[str] | None:
+    """The coin_metrics columns the models can read (table order), or None (= all) when a model names a column
+    the table lacks, so that its error lists every column as before. Loading is the largest part of a big batch."""
+    needed = {"phase_id_at_time"}
+    for live in models:
+        spec = live.model.feature_spec
+        needed.update(spec.base_features)
+        if spec.use_engineered:  # every engineered feature is built, whatever the model keeps
+            needed.update(c for columns in FEATURE_GROUPS.values() for c in columns)
+    available = available_columns(engine)
+    if any(c not in available for live in models for c in live.model.feature_spec.base_features):
+        return None
+    return [c for c in available if c in needed]
 
 
 def score_targets(engine: sa.Engine, targets: pd.DataFrame, models: list[LiveModel]) -> tuple[LiveScores, float]:

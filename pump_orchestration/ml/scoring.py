@@ -5,9 +5,10 @@ stored ``FeatureSpec`` on the coins' history, columns in the artifact's feature 
 the model's phases. A row's features read only that coin's rows at or before it and within the
 largest window, so a history loaded from ``t − required_history`` reproduces the training values
 exactly. Rows whose inputs are not finite (a coin younger than the model's windows for features that
-need them, a NULL column) are skipped with the reason, never guessed. The matrix is built once per
-distinct ``FeatureSpec`` and shared by every model that uses it; an error in one model never stops the
-others.
+need them, a NULL column) are skipped with the reason, never guessed. The matrix is built once, for
+the union of the models' ``FeatureSpec`` s (every base column any model uses, every window), and each
+model takes its own columns from it: a feature's values depend only on the rows and its own window,
+so they equal those of the model's own spec. An error in one model never stops the others.
 """
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ import pandas as pd
 
 from pump_orchestration.ml.dataset import DatasetError, build_feature_matrix
 from pump_orchestration.ml.evaluation import ModelUnderTest
-from pump_orchestration.ml.features import required_history
+from pump_orchestration.ml.features import engineered_feature_names, required_history
+from pump_orchestration.ml.request import FeatureSpec
 from pump_orchestration.ml.training import predict_proba_positive
 
 PREDICTION_COLUMNS = ["coin_id", "data_timestamp", "model_id", "active_model_id", "prediction", "probability",
@@ -66,26 +68,35 @@ def score_live(history: pd.DataFrame, targets: pd.DataFrame, models: list[LiveMo
     """
     seconds = {"features": 0.0, "inference": 0.0}
     history = history.reset_index(drop=True)
-    keys = pd.MultiIndex.from_frame(history[["mint", "timestamp"]])
     wanted = pd.MultiIndex.from_frame(targets[["mint", "timestamp"]].drop_duplicates())
-    position = keys.get_indexer(wanted)
+    position = _positions(history, wanted)
     skipped = [{"coin_id": m, "data_timestamp": t, "model": None, "reason": "row not found in coin_metrics"}
                for (m, t), p in zip(wanted, position) if p < 0]
     rows = history.index[position[position >= 0]]
     first_seen = history.groupby("mint")["timestamp"].transform("min")
+    union = _union_spec(models, history.columns)
     frames, matrices, short_history = [], {}, 0
     for live in models:
         model = live.model
         label = model.name
         try:
-            if model.feature_spec not in matrices:
+            spec = model.feature_spec
+            # A model whose base columns are all loaded reads the shared matrix; any other builds its own
+            # (which raises the error naming what is wrong).
+            key = union if _shareable(spec, history.columns) else spec
+            if key not in matrices:
                 t0 = time.perf_counter()
-                matrices[model.feature_spec] = build_feature_matrix(history, model.feature_spec)
+                X, cannot = build_feature_matrix(history, key)
+                # Only the target rows are ever read: take them once (selecting rows and columns of the whole
+                # matrix together in .loc copies far more than the rows, per model).
+                matrices[key] = X.loc[rows], cannot
                 seconds["features"] += time.perf_counter() - t0
-            X, cannot = matrices[model.feature_spec]
-            missing = [f for f in model.feature_names if f not in X.columns]
+            X, cannot = matrices[key]
+            own = _own_features(spec)
+            missing = [f for f in model.feature_names if f not in X.columns or f not in own]
             if missing:
-                reasons = "; ".join(f"{f}: {cannot.get(f, 'not built')}" for f in missing[:3])
+                reasons = "; ".join(f"{f}: {cannot.get(f, 'not built') if f in own else 'not built'}"
+                                    for f in missing[:3])
                 raise DatasetError(f"needs feature(s) the loaded rows cannot produce ({reasons})")
             chosen = rows
             if model.phases and "phase_id_at_time" in history.columns:
@@ -116,7 +127,7 @@ def score_live(history: pd.DataFrame, targets: pd.DataFrame, models: list[LiveMo
             continue
         frames.append(pd.DataFrame({
             "coin_id": history.loc[chosen, "mint"].to_numpy(),
-            "data_timestamp": history.loc[chosen, "timestamp"].to_numpy(),
+            "data_timestamp": history.loc[chosen, "timestamp"].array,  # datetimes, not one Timestamp object each
             "model_id": live.model_id,
             "active_model_id": live.active_model_id,
             "prediction": prediction,
@@ -133,22 +144,68 @@ def score_live(history: pd.DataFrame, targets: pd.DataFrame, models: list[LiveMo
                       short_history=short_history)
 
 
+def _positions(history: pd.DataFrame, wanted: pd.MultiIndex) -> np.ndarray:
+    """Row position in ``history`` (a RangeIndex) of every wanted (mint, timestamp); -1 where there is none.
+
+    Only rows at one of the wanted timestamps can match, so the (mint, timestamp) index is built for those
+    few instead of for the whole history.
+    """
+    candidates = np.flatnonzero(history["timestamp"].isin(wanted.get_level_values(1)).to_numpy())
+    if not len(candidates):
+        return np.full(len(wanted), -1)
+    keys = pd.MultiIndex.from_arrays([history["mint"].iloc[candidates], history["timestamp"].iloc[candidates]])
+    found = keys.get_indexer(wanted)
+    return np.where(found >= 0, candidates[found], -1)
+
+
+def _shareable(spec: FeatureSpec, columns) -> bool:
+    """Whether the spec's inputs can come from the shared matrix: its base columns are loaded, its windows valid."""
+    if not set(spec.base_features) <= set(columns):
+        return False
+    try:
+        return not spec.use_engineered or bool(required_history(spec.windows))
+    except (TypeError, ValueError):
+        return False
+
+
+def _union_spec(models: list[LiveModel], columns) -> FeatureSpec:
+    """One spec producing every input of every shareable model: the base columns they use, all their windows."""
+    specs = [m.model.feature_spec for m in models if _shareable(m.model.feature_spec, columns)]
+    base = tuple(dict.fromkeys(c for spec in specs for c in spec.base_features))
+    windows = tuple(sorted({w for spec in specs if spec.use_engineered for w in spec.windows}))
+    return FeatureSpec(base_features=base, use_engineered=bool(windows), windows=windows or FeatureSpec.windows)
+
+
+def _own_features(spec: FeatureSpec) -> frozenset[str]:
+    """Every column the spec's own ``build_feature_matrix`` could produce."""
+    engineered = engineered_feature_names(spec.windows) if spec.use_engineered else []
+    return frozenset([*spec.base_features, *engineered])
+
+
 def _skips(history: pd.DataFrame, rows: pd.Index, model: str, reason: str) -> list[dict]:
     return [{"coin_id": history.at[r, "mint"], "data_timestamp": history.at[r, "timestamp"], "model": model,
              "reason": reason} for r in rows]
 
 
-def payload_predictions(predictions: pd.DataFrame,
-                        models: list[LiveModel]) -> dict[tuple[str, pd.Timestamp], list[dict]]:
+def payload_predictions(predictions: pd.DataFrame, models: list[LiveModel]) -> dict[tuple[str, pd.Timestamp], list[dict]]:
     """The webhook ``predictions`` list of every (coin, data timestamp), each entry with its model block."""
     info = {m.model_id: m.info for m in models}
-    out: dict[tuple[str, pd.Timestamp], list[dict]] = {}
-    for row in predictions.itertuples(index=False):
-        out.setdefault((row.coin_id, row.data_timestamp), []).append({
-            "prediction": int(row.prediction),
-            "probability": float(row.probability),
-            "is_alert": bool(row.is_alert),
-            "alert_threshold": float(row.alert_threshold),
-            "model": info[int(row.model_id)],
-        })
-    return out
+    if not len(predictions):
+        return {}
+    # Column-wise (one pass over plain Python values) instead of a namedtuple per row: 100,000 rows in
+    # ~0.1 s instead of ~0.6 s. Keys and entries come out in the same order as row by row.
+    coin_codes, coins = pd.factorize(predictions["coin_id"])
+    ts_codes, stamps = pd.factorize(predictions["data_timestamp"])
+    codes, pairs = pd.factorize(coin_codes.astype(np.int64) * max(len(stamps), 1) + ts_codes)
+    keys = list(zip(coins[pairs // max(len(stamps), 1)], stamps[pairs % max(len(stamps), 1)]))
+    entries: list[list[dict]] = [[] for _ in range(len(keys))]
+    columns = zip(codes.tolist(),
+                  np.asarray(predictions["prediction"]).astype(int).tolist(),
+                  np.asarray(predictions["probability"], dtype=float).tolist(),
+                  np.asarray(predictions["is_alert"]).astype(bool).tolist(),
+                  np.asarray(predictions["alert_threshold"], dtype=float).tolist(),
+                  np.asarray(predictions["model_id"]).astype(int).tolist())
+    for code, prediction, probability, is_alert, threshold, model_id in columns:
+        entries[code].append({"prediction": prediction, "probability": probability, "is_alert": is_alert,
+                              "alert_threshold": threshold, "model": info[model_id]})
+    return dict(zip(keys, entries))

@@ -11,12 +11,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
 from typing import Any, Iterable, Sequence
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from pump_orchestration.vocabulary import to_utc
 from pump_orchestration.warehouse import outbox
 from pump_orchestration.warehouse.schema import (
     UtcDateTime,
@@ -66,26 +69,16 @@ def write_scores(conn: sa.Connection, scores: pd.DataFrame, payloads: dict[tuple
     ``scores`` has ``ml.scoring.PREDICTION_COLUMNS``; ``payloads`` maps (coin, data timestamp) to the
     webhook body (empty when webhooks are off). Returns counts of what was newly written.
     """
-    inserted = []
+    per_model: dict[int, tuple[int, dt.datetime]] = {}  # active model id -> (rows newly inserted, newest timestamp)
     if len(scores):
-        values = [{
-            "coin_id": r.coin_id, "data_timestamp": r.data_timestamp.to_pydatetime(), "model_id": int(r.model_id),
-            "active_model_id": int(r.active_model_id), "prediction": int(r.prediction),
-            "probability": float(r.probability),
-            "phase_id_at_time": None if pd.isna(r.phase_id_at_time) else int(r.phase_id_at_time),
-        } for r in scores.itertuples(index=False)]
-        statement = (_insert(conn, predictions)
-                     .on_conflict_do_nothing(index_elements=["model_id", "coin_id", "data_timestamp"])
-                     .returning(predictions.c.active_model_id, predictions.c.data_timestamp))
-        inserted = conn.execute(statement, values).all()
-    per_model: dict[int, list[dt.datetime]] = {}
-    for active_id, ts in inserted:
-        per_model.setdefault(int(active_id), []).append(ts)
+        insert_rows = _insert_predictions_postgres if conn.dialect.name == "postgresql" else _insert_predictions
+        per_model = insert_rows(conn, scores)
+    inserted = sum(n for n, _ in per_model.values())
     last = prediction_active_models.c.last_prediction_at
-    for active_id, stamps in per_model.items():
-        newest = sa.literal(max(stamps), UtcDateTime())
+    for active_id, (count, newest_ts) in per_model.items():
+        newest = sa.literal(newest_ts, UtcDateTime())
         conn.execute(prediction_active_models.update().where(prediction_active_models.c.id == active_id).values(
-            total_predictions=prediction_active_models.c.total_predictions + len(stamps),
+            total_predictions=prediction_active_models.c.total_predictions + count,
             last_prediction_at=sa.case((sa.or_(last.is_(None), last < newest), newest), else_=last),
         ))
     webhooks = 0
@@ -98,8 +91,72 @@ def write_scores(conn: sa.Connection, scores: pd.DataFrame, payloads: dict[tuple
                               .returning(prediction_webhooks.c.id), rows)
         webhooks = len(result.all())
     closed = outbox.mark_scored(conn, batch_key) if batch_key else 0
-    return {"predictions_written": len(inserted), "predictions_already_stored": len(scores) - len(inserted),
+    return {"predictions_written": inserted, "predictions_already_stored": len(scores) - inserted,
             "webhooks_queued": webhooks, "outbox_rows_closed": closed}
+
+
+_PREDICTION_VALUES = ["coin_id", "data_timestamp", "model_id", "active_model_id", "prediction", "probability",
+                      "phase_id_at_time"]
+
+
+def _count_per_model(inserted: Iterable[tuple[Any, dt.datetime]]) -> dict[int, tuple[int, dt.datetime]]:
+    per_model: dict[int, tuple[int, dt.datetime]] = {}
+    for active_id, ts in inserted:
+        count, newest = per_model.get(int(active_id), (0, ts))
+        per_model[int(active_id)] = (count + 1, max(newest, ts))
+    return per_model
+
+
+def _insert_predictions(conn: sa.Connection, scores: pd.DataFrame) -> dict[int, tuple[int, dt.datetime]]:
+    """INSERT ... ON CONFLICT DO NOTHING of every row (SQLite); the newly inserted rows counted per active model."""
+    values = [{
+        "coin_id": r.coin_id, "data_timestamp": r.data_timestamp.to_pydatetime(), "model_id": int(r.model_id),
+        "active_model_id": int(r.active_model_id), "prediction": int(r.prediction),
+        "probability": float(r.probability),
+        "phase_id_at_time": None if pd.isna(r.phase_id_at_time) else int(r.phase_id_at_time),
+    } for r in scores.itertuples(index=False)]
+    statement = (_insert(conn, predictions)
+                 .on_conflict_do_nothing(index_elements=["model_id", "coin_id", "data_timestamp"])
+                 .returning(predictions.c.active_model_id, predictions.c.data_timestamp))
+    return _count_per_model(conn.execute(statement, values).all())
+
+
+def _insert_predictions_postgres(conn: sa.Connection, scores: pd.DataFrame) -> dict[int, tuple[int, dt.datetime]]:
+    """The same rows and conflict rule on PostgreSQL, in bulk: COPY into a temporary table, then one
+    ``INSERT ... SELECT ... ON CONFLICT DO NOTHING`` that counts what it inserted per active model.
+
+    Binding parameters row by row cost ~50 µs a row in Python (100,000 predictions: 4.9 s; this: 1.7 s).
+    """
+    phase = pd.to_numeric(scores["phase_id_at_time"])
+    frame = pd.DataFrame({
+        "coin_id": scores["coin_id"].to_numpy(),
+        # Microseconds, as the database stores them (and as datetime.to_pydatetime() truncates).
+        "data_timestamp": pd.to_datetime(scores["data_timestamp"], utc=True).dt.strftime("%Y-%m-%d %H:%M:%S.%f+00"),
+        "model_id": scores["model_id"].astype("int64").to_numpy(),
+        "active_model_id": scores["active_model_id"].astype("int64").to_numpy(),
+        "prediction": scores["prediction"].astype("int64").to_numpy(),
+        "probability": scores["probability"].astype("float64").to_numpy(),  # repr round-trips exactly
+        "phase_id_at_time": np.trunc(phase).astype("Int64"),  # int(); NaN/None -> empty field = NULL
+    }, columns=_PREDICTION_VALUES)
+    columns = ", ".join(_PREDICTION_VALUES)
+    conn.exec_driver_sql("DROP TABLE IF EXISTS pg_temp._predictions_stage")  # only ever our temporary table
+    conn.exec_driver_sql(
+        "CREATE TEMP TABLE _predictions_stage (coin_id TEXT, data_timestamp TIMESTAMPTZ, model_id BIGINT, "
+        "active_model_id BIGINT, prediction INTEGER, probability DOUBLE PRECISION, phase_id_at_time INTEGER) "
+        "ON COMMIT DROP")
+    buffer = io.StringIO()
+    frame.to_csv(buffer, index=False, header=False, na_rep="")  # empty unquoted field = NULL for COPY
+    buffer.seek(0)
+    cursor = conn.connection.driver_connection.cursor()
+    try:
+        cursor.copy_expert(f"COPY _predictions_stage ({columns}) FROM STDIN WITH (FORMAT csv)", buffer)
+    finally:
+        cursor.close()
+    counted = conn.exec_driver_sql(
+        f"WITH inserted AS (INSERT INTO predictions ({columns}) SELECT {columns} FROM _predictions_stage "
+        "ON CONFLICT (model_id, coin_id, data_timestamp) DO NOTHING RETURNING active_model_id, data_timestamp) "
+        "SELECT active_model_id, count(*), max(data_timestamp) FROM inserted GROUP BY active_model_id").all()
+    return {int(active_id): (int(count), to_utc(newest).to_pydatetime()) for active_id, count, newest in counted}
 
 
 def claim_webhooks(conn: sa.Connection, *, limit: int, lease_seconds: float,
@@ -122,16 +179,27 @@ def claim_webhooks(conn: sa.Connection, *, limit: int, lease_seconds: float,
     return rows
 
 
+# One attempt's log row; coin, timestamp, key and payload are copied from the webhook row in the database (the
+# payload that was posted) instead of being serialised and sent again: ~13 kB of JSON a row with 10 models.
+_w = prediction_webhooks.c
+_LOG_ATTEMPT = prediction_webhook_log.insert().from_select(
+    ["coin_id", "data_timestamp", "webhook_url", "payload", "response_status", "response_body", "error_message",
+     "idempotency_key", "attempt", "duration_ms"],
+    sa.select(_w.coin_id, _w.data_timestamp, sa.bindparam("url", type_=sa.Text()), _w.payload,
+              sa.bindparam("status", type_=sa.Integer()), sa.bindparam("body", type_=sa.Text()),
+              sa.bindparam("error", type_=sa.Text()), _w.idempotency_key, sa.bindparam("attempt", type_=sa.Integer()),
+              sa.bindparam("duration_ms", type_=sa.Integer()))
+    .where(_w.id == sa.bindparam("webhook_id", type_=sa.BigInteger())))
+
+
 def record_delivery(conn: sa.Connection, webhook: dict, url: str, attempts: Sequence, delivered: bool,
                     last_error: str | None) -> None:
     """Log every attempt of a round and store its outcome on the webhook row (releasing the lease)."""
     base = webhook["attempts"]
     if attempts:
-        conn.execute(prediction_webhook_log.insert(), [{
-            "coin_id": webhook["coin_id"], "data_timestamp": webhook["data_timestamp"], "webhook_url": url,
-            "payload": webhook["payload"], "response_status": a.status, "response_body": a.body,
-            "error_message": a.error, "idempotency_key": webhook["idempotency_key"], "attempt": base + a.number,
-            "duration_ms": a.duration_ms,
+        conn.execute(_LOG_ATTEMPT, [{
+            "webhook_id": webhook["id"], "url": url, "status": a.status, "body": a.body, "error": a.error,
+            "attempt": base + a.number, "duration_ms": a.duration_ms,
         } for a in attempts])
     values: dict[str, Any] = {"attempts": base + len(attempts), "lease_until": None}
     if delivered:
