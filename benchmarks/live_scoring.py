@@ -114,8 +114,11 @@ def env_vars(**values: str):
 
 
 RECEIVER = r"""
-import json, socket, sys, threading, time
+import json, signal, socket, sys, threading, time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+# A parent that ignores SIGTERM (Dagster's in-process runs can leave it so) would pass that on to this process.
+signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 arrivals, lock = [], threading.Lock()
 
@@ -190,7 +193,11 @@ class Receiver:
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.terminate()
-            self.proc.wait(timeout=10)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
 
 
 # --- warehouse set-up ----------------------------------------------------------------------------
@@ -201,7 +208,10 @@ def new_warehouse(server, backend: str, name: str, data_dir: Path):
     from pump_orchestration.warehouse.db import init_schema, make_engine
 
     data_dir.mkdir(parents=True, exist_ok=True)
-    url = server.url(server.create_database(name)) if backend == "postgres" else f"sqlite:///{data_dir / 'warehouse.sqlite'}"
+    if backend == "postgres":
+        url = server.url(server.create_database(name))
+    else:
+        url = f"sqlite:///{data_dir / 'warehouse.sqlite'}"
     engine = make_engine(url)
     init_schema(engine, create_coin_metrics=True)
     return engine, url
@@ -252,7 +262,8 @@ def train_and_activate(engine, data_dir: Path, specs: list[tuple[str, str, dict,
             if not result.success:
                 raise RuntimeError(f"training {name} failed: {failure_text(result)}")
             model_type = "xgboost"
-        active_models.activate(engine, name, store=ModelStore(data_dir / "models"), active_dir=data_dir / "active_models")
+        active_models.activate(engine, name, store=ModelStore(data_dir / "models"),
+                               active_dir=data_dir / "active_models")
         out.append({"name": name, "model_type": model_type, "params": params, "extra": extra,
                     "seconds": time.perf_counter() - t0, "note": note})
         print(f"  trained + activated {name} ({model_type}) in {out[-1]['seconds']:.1f}s {note}", flush=True)
@@ -336,7 +347,8 @@ def throughput_case(engine, receiver: Receiver, n_coins: int, at: pd.Timestamp, 
         [(key, claimed)] = outbox.claim_batches(conn, batch_rows=n_coins, max_batches=1)
     setup_s = time.perf_counter() - t0
     per_coin = history.groupby("mint").size()
-    window_rows = int((history["timestamp"] > history["mint"].map(new.set_index("mint")["timestamp"]) - MIN_HISTORY).sum())
+    new_ts = history["mint"].map(new.set_index("mint")["timestamp"])
+    window_rows = int((history["timestamp"] > new_ts - MIN_HISTORY).sum())
     print(f"  {n_coins:,} coins: history {len(history):,} rows ({per_coin.median():.0f} median per coin; "
           f"{window_rows:,} inside the 15-min windows), {claimed:,} new rows in batch {key} "
           f"(generate {gen_s:.0f}s, write {setup_s:.0f}s)", flush=True)
@@ -462,8 +474,9 @@ def trivial_sensor(context):
     if not ids:
         return dg.SkipReason("no new events")
     key = f"{ids[0]}-{ids[-1]}"
-    return dg.SensorResult(run_requests=[dg.RunRequest(run_key=f"ev-{key}", run_config={"ops": {"mark_done": {"config": {"ids": ids}}}},
-                                                      tags={"bench/events": key})], cursor=str(ids[-1]))
+    request = dg.RunRequest(run_key=f"ev-{key}", run_config={"ops": {"mark_done": {"config": {"ids": ids}}}},
+                            tags={"bench/events": key})
+    return dg.SensorResult(run_requests=[request], cursor=str(ids[-1]))
 
 
 defs = dg.Definitions(jobs=[trivial_job], sensors=[trivial_sensor])
@@ -554,8 +567,8 @@ def latency_ours(server, backend: str, tmp: Path, args) -> dict:
         # One row per insert: the next rows, in time order, of the coins that already have 15 min of history
         # (a coin's rows arrive in order, so its history has no gaps).
         with engine.connect() as conn:
-            seen = pd.DataFrame(conn.execute(sa.text("select mint, min(timestamp) from coin_metrics group by mint")).all(),
-                                columns=["mint", "first"])
+            first = conn.execute(sa.text("select mint, min(timestamp) from coin_metrics group by mint")).all()
+        seen = pd.DataFrame(first, columns=["mint", "first"])
         seen["first"] = pd.to_datetime(seen["first"], utc=True, format="ISO8601")
         rows = arriving.merge(seen, on="mint")
         rows = rows[rows["timestamp"] - rows["first"] >= MIN_HISTORY].drop(columns="first")
@@ -601,7 +614,7 @@ def latency_ours(server, backend: str, tmp: Path, args) -> dict:
                 t_ins = time.time()
                 inserts.append({"mint": row["mint"], "timestamp": row["timestamp"], "insert": t_ins,
                                 "key": idempotency_key(row["mint"], row["timestamp"])})
-                print(f"  insert {len(inserts)}/{args.inserts}", end="\r", flush=True)
+            print(f"  {len(inserts)} rows inserted; waiting for their predictions and webhooks", flush=True)
             keys = {x["key"] for x in inserts}
             wait_until(lambda: all(scored_at(x["mint"], x["timestamp"]) for x in inserts), 300, "every insert scored")
             try:
@@ -725,7 +738,7 @@ def latency_trivial(server, backend: str, tmp: Path, args) -> dict:
                 schedule += args.spacing
                 event_id, t_ins = insert()
                 inserts.append({"id": event_id, "insert": t_ins})
-                print(f"  insert {len(inserts)}/{args.inserts}", end="\r", flush=True)
+            print(f"  {len(inserts)} events inserted; waiting for their done rows", flush=True)
             wait_until(lambda: all(done(x["id"]) for x in inserts), 300, "every trivial insert done")
         import dagster as dg
 
@@ -757,7 +770,8 @@ def print_latency(ours: dict, trivial: dict) -> None:
     print(f"{'':44s} {'p50':>7s} {'p95':>7s} {'min':>7s} {'max':>7s}")
 
     def line(label, values):
-        print(f"{label:44s} {pct(values, 50):7.2f} {pct(values, 95):7.2f} {np.nanmin(values):7.2f} {np.nanmax(values):7.2f}")
+        print(f"{label:44s} {pct(values, 50):7.2f} {pct(values, 95):7.2f} {np.nanmin(values):7.2f} "
+              f"{np.nanmax(values):7.2f}")
 
     line("ours: insert -> prediction stored", [x["stored"] for x in o])
     line("ours: insert -> webhook received", [x["webhook"] for x in o])
@@ -849,10 +863,10 @@ def main(argv: list[str] | None = None) -> int:
 
     from pump_orchestration.testing.postgres import start_postgres
 
+    throughput = "skipped" if args.skip_throughput else f"coins {args.coins} x {args.models} models"
+    latency = "skipped" if args.skip_latency else f"{backends}, {args.inserts} inserts every {args.spacing:g}s"
     print(f"# live scoring benchmark: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}; "
-          f"throughput {'skipped' if args.skip_throughput else f'coins {args.coins} x {args.models} models'}; "
-          f"latency {'skipped' if args.skip_latency else f'{backends}, {args.inserts} inserts every {args.spacing:g}s'}",
-          flush=True)
+          f"throughput {throughput}; latency {latency}", flush=True)
     tmp = Path(tempfile.mkdtemp(prefix="pump_live_bench_"))
     server = start_postgres()
     results = {}

@@ -18,10 +18,10 @@ import sqlalchemy as sa
 
 from pump_orchestration.delivery.webhooks import build_payload
 from pump_orchestration.ml.evaluation import ModelUnderTest
+from pump_orchestration.ml.features import FEATURE_GROUPS
 from pump_orchestration.ml.model_store import ArtifactMissingError, ModelStore
 from pump_orchestration.ml.scoring import LiveModel, LiveScores, history_start, payload_predictions, score_live
 from pump_orchestration.warehouse import outbox, predictions
-from pump_orchestration.ml.features import FEATURE_GROUPS
 from pump_orchestration.warehouse.coin_metrics import available_columns, load_coin_metrics
 
 #: Verified, loaded artifacts of this process: (path, sha256, mtime, size) → LoadedModel. The file's stat is in

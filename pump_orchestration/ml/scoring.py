@@ -187,13 +187,14 @@ def _skips(history: pd.DataFrame, rows: pd.Index, model: str, reason: str) -> li
              "reason": reason} for r in rows]
 
 
-def payload_predictions(predictions: pd.DataFrame, models: list[LiveModel]) -> dict[tuple[str, pd.Timestamp], list[dict]]:
+def payload_predictions(predictions: pd.DataFrame,
+                        models: list[LiveModel]) -> dict[tuple[str, pd.Timestamp], list[dict]]:
     """The webhook ``predictions`` list of every (coin, data timestamp), each entry with its model block."""
     info = {m.model_id: m.info for m in models}
     if not len(predictions):
         return {}
     # Column-wise (one pass over plain Python values) instead of a namedtuple per row: 100,000 rows in
-    # ~0.1 s instead of ~0.6 s. Keys and entries come out in the same order as row by row.
+    # ~0.2 s instead of ~0.6 s. Keys and entries come out in the same order as row by row.
     coin_codes, coins = pd.factorize(predictions["coin_id"])
     ts_codes, stamps = pd.factorize(predictions["data_timestamp"])
     codes, pairs = pd.factorize(coin_codes.astype(np.int64) * max(len(stamps), 1) + ts_codes)
