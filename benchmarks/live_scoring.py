@@ -45,7 +45,6 @@ import argparse
 import atexit
 import cProfile
 import io
-import json
 import os
 import pstats
 import shutil
@@ -53,7 +52,6 @@ import subprocess
 import sys
 import tempfile
 import textwrap
-import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
