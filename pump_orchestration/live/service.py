@@ -22,7 +22,7 @@ from pump_orchestration.ml.features import FEATURE_GROUPS
 from pump_orchestration.ml.model_store import ArtifactMissingError, ModelStore
 from pump_orchestration.ml.scoring import LiveModel, LiveScores, history_start, payload_predictions, score_live
 from pump_orchestration.warehouse import outbox, predictions
-from pump_orchestration.warehouse.coin_metrics import available_columns, load_coin_metrics
+from pump_orchestration.warehouse.coin_metrics import available_columns, first_timestamps, load_coin_metrics
 
 #: Verified, loaded artifacts of this process: (path, sha256, mtime, size) → LoadedModel. The file's stat is in
 #: the key, so an artifact deleted or replaced since it was loaded is noticed at the next batch.
@@ -107,8 +107,10 @@ def score_targets(engine: sa.Engine, targets: pd.DataFrame, models: list[LiveMod
     """Scores of ``targets`` (mint, timestamp) with ``models``, and the seconds spent loading history."""
     t0 = time.perf_counter()
     history = _history(engine, targets, models)
+    # The loaded history starts one largest window back; the coins' true first rows date them.
+    first_rows = first_timestamps(engine, targets["mint"].unique())
     load_seconds = time.perf_counter() - t0
-    return score_live(history, targets, models), load_seconds
+    return score_live(history, targets, models, first_rows=first_rows), load_seconds
 
 
 def score_batch(engine: sa.Engine, batch_key: str, *, webhooks: bool) -> dict:

@@ -83,7 +83,7 @@ def _safe_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._-")[:80] or "model"
 
 
-def _atomic_write(path: Path, write) -> None:
+def atomic_write(path: Path, write) -> None:
     """Write via a temp file in the same directory and ``os.replace`` it, so readers never see half a file."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -121,13 +121,13 @@ class ModelStore:
         created_at = datetime.now(timezone.utc).isoformat()
         payload = {"estimator": estimator, "feature_names": [str(f) for f in feature_names],
                    "metadata": dict(metadata), "library_versions": versions, "created_at": created_at}
-        _atomic_write(path, lambda handle: joblib.dump(payload, handle))
+        atomic_write(path, lambda handle: joblib.dump(payload, handle))
         artifact = StoredArtifact(path=str(path), sha256=sha256_file(path), size_bytes=path.stat().st_size)
         manifest = {"name": name, "file": path.name, "sha256": artifact.sha256, "size_bytes": artifact.size_bytes,
                     "created_at": created_at, "feature_names": payload["feature_names"],
                     "library_versions": versions, "metadata": payload["metadata"]}
         text = json.dumps(manifest, indent=2, sort_keys=True, default=str).encode()
-        _atomic_write(self.manifest_path(path), lambda handle: handle.write(text))
+        atomic_write(self.manifest_path(path), lambda handle: handle.write(text))
         return artifact
 
     def load(self, path: str | Path, expected_sha256: str) -> LoadedModel:

@@ -61,10 +61,14 @@ def history_start(models: list[LiveModel], first_timestamp: pd.Timestamp) -> pd.
     return first_timestamp - (required_history(windows) if windows else pd.Timedelta(0))
 
 
-def score_live(history: pd.DataFrame, targets: pd.DataFrame, models: list[LiveModel]) -> LiveScores:
+def score_live(history: pd.DataFrame, targets: pd.DataFrame, models: list[LiveModel],
+               first_rows: pd.Series | None = None) -> LiveScores:
     """Score the ``targets`` rows (mint, timestamp) of ``history`` with every model.
 
     ``history`` holds the targets' coins from ``history_start`` up to the last target (at least).
+    ``first_rows`` (mint → the coin's first timestamp in the warehouse) dates each coin for the
+    short-history count and skip reasons; without it the first row of ``history`` is taken, which is
+    right only when ``history`` holds each coin's whole past.
     """
     seconds = {"features": 0.0, "inference": 0.0}
     history = history.reset_index(drop=True)
@@ -74,6 +78,8 @@ def score_live(history: pd.DataFrame, targets: pd.DataFrame, models: list[LiveMo
                for (m, t), p in zip(wanted, position) if p < 0]
     rows = history.index[position[position >= 0]]
     first_seen = history.groupby("mint")["timestamp"].transform("min")
+    if first_rows is not None:
+        first_seen = history["mint"].map(first_rows).fillna(first_seen)
     union = _union_spec(models, history.columns)
     frames, matrices, short_history = [], {}, 0
     for live in models:

@@ -11,9 +11,7 @@ neither a row nor a file. Active rows are addressed by ``model_id``, ``custom_na
 """
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,7 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from pump_orchestration import settings
-from pump_orchestration.ml.model_store import ModelStore, sha256_file
+from pump_orchestration.ml.model_store import ModelStore, atomic_write, sha256_file
 from pump_orchestration.vocabulary import DEFAULT_ALERT_THRESHOLD
 from pump_orchestration.warehouse import repository
 from pump_orchestration.warehouse.schema import prediction_active_models as active
@@ -169,17 +167,12 @@ def _copy_artifact(label: str, model: dict, active_dir: Path) -> Path:
 
 
 def _atomic_copy(source: Path, target: Path) -> None:
-    """Copy via a temp file and ``os.replace``, so scoring never sees half a file."""
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as out, open(source, "rb") as src:
+    """Copy through the model store's atomic write, so scoring never sees half a file."""
+    def write(out) -> None:
+        with open(source, "rb") as src:
             shutil.copyfileobj(src, out)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+
+    atomic_write(target, write)
 
 
 def _remove_copy(path: Path, active_dir: Path) -> None:

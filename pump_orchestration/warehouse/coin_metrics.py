@@ -236,3 +236,16 @@ def coin_metrics_time_range(engine: sa.Engine) -> tuple[dt.datetime, dt.datetime
     if lo is None:
         return None
     return to_utc(lo).to_pydatetime(), to_utc(hi).to_pydatetime()
+
+
+def first_timestamps(engine: sa.Engine, mints: Sequence[str], chunk: int = 1000) -> pd.Series:
+    """Each coin's first ``timestamp`` (aware UTC), indexed by mint; an index-only lookup on the key (mint, timestamp)."""
+    mint, ts = sa.column("mint"), sa.column("timestamp")
+    mints = list(mints)
+    found: dict[str, pd.Timestamp] = {}
+    with engine.connect() as conn:
+        for i in range(0, len(mints), chunk):
+            query = (sa.select(mint, sa.func.min(ts)).select_from(sa.table(TABLE))
+                     .where(mint.in_(mints[i:i + chunk])).group_by(mint))
+            found.update({m: to_utc(first) for m, first in conn.execute(query)})
+    return pd.Series(found, dtype="datetime64[ns, UTC]")

@@ -13,20 +13,10 @@ import pytest
 
 from pump_orchestration.delivery.webhooks import IDEMPOTENCY_HEADER, WebhookSender, build_payload
 from pump_orchestration.testing.n8n import INSTALL_HINT, N8nUnavailable, n8n_binary, n8n_dir, run_n8n
+from pump_orchestration.testing.payloads import example_prediction
 
 COINS = ["7xKXtg2CW87d97TXJSDpbD5jBkheTqA83TZRuJosgAsU", "9vMJfxuKxXBoEa7rM12mYLMwTacLMLDJqHozw96WQL8i"]
 TIMESTAMPS = ["2025-09-01T12:00:00Z", "2025-09-01T12:05:00+00:00"]
-
-
-def prediction(model_id: int, probability: float) -> dict:
-    is_alert = probability >= 0.7
-    return {
-        "prediction": int(is_alert), "probability": probability, "is_alert": is_alert, "alert_threshold": 0.7,
-        "model": {"id": model_id, "active_model_id": model_id, "name": "m", "custom_name": None,
-                  "model_type": "xgboost", "target_variable": "price_close", "target_operator": None,
-                  "target_value": None, "future_minutes": 10, "price_change_percent": 30.0, "target_direction": "up",
-                  "features": ["volume_sol"], "phases": None, "total_predictions": 0, "last_prediction_at": None},
-    }
 
 
 def require_n8n() -> None:
@@ -62,7 +52,8 @@ def test_n8n_stores_each_payload_once_as_sent(request, record_property):
     sent = {}
     for i, coin in enumerate(COINS):
         for j, ts in enumerate(TIMESTAMPS):
-            payload = build_payload(coin, ts, [prediction(1, 0.83), prediction(2 + i, 0.35 + 0.1 * j)])
+            payload = build_payload(coin, ts, [example_prediction(1, 0.83),
+                                               example_prediction(2 + i, 0.35 + 0.1 * j)])
             delivery = sender.post(payload)
             assert delivery.delivered, delivery.last_error
             assert [a.number for a in delivery.attempts] == [1], delivery.attempts

@@ -14,24 +14,15 @@ from werkzeug import Response
 
 from pump_orchestration.delivery.webhooks import IDEMPOTENCY_HEADER, WebhookSender, build_payload, idempotency_key
 from pump_orchestration.testing import free_port
+from pump_orchestration.testing.payloads import example_prediction
 
 COIN = "7xKXtg2CW87d97TXJSDpbD5jBkheTqA83TZRuJosgAsU"
 TS = "2025-09-01T12:00:00Z"
 
 
-def prediction(*, model_id: int = 1, is_alert: bool = True, probability: float = 0.83) -> dict:
-    return {
-        "prediction": int(is_alert), "probability": probability, "is_alert": is_alert, "alert_threshold": 0.7,
-        "model": {"id": model_id, "active_model_id": model_id, "name": "m", "custom_name": None,
-                  "model_type": "xgboost", "target_variable": "price_close", "target_operator": None,
-                  "target_value": None, "future_minutes": 10, "price_change_percent": 30.0, "target_direction": "up",
-                  "features": ["volume_sol"], "phases": None, "total_predictions": 0, "last_prediction_at": None},
-    }
-
-
 @pytest.fixture
 def payload() -> dict:
-    return build_payload(COIN, TS, [prediction()])
+    return build_payload(COIN, TS, [example_prediction()])
 
 
 def sender(url: str, **kwargs) -> WebhookSender:
@@ -103,7 +94,7 @@ def test_a_slow_receiver_is_retried_and_reported_as_a_timeout(httpserver, payloa
 
 def test_a_refused_connection_uses_every_attempt():
     url = f"http://127.0.0.1:{free_port()}/hook"  # nothing listens there
-    delivery = sender(url, max_attempts=4).post(build_payload(COIN, TS, [prediction()]))
+    delivery = sender(url, max_attempts=4).post(build_payload(COIN, TS, [example_prediction()]))
     assert not delivery.delivered
     assert [a.number for a in delivery.attempts] == [1, 2, 3, 4]
     assert all(a.status is None for a in delivery.attempts)
@@ -127,8 +118,8 @@ def test_an_explicit_key_overrides_the_payloads(httpserver, payload):
 
 
 def test_build_payload_structure_and_counts():
-    predictions = [prediction(model_id=1), prediction(model_id=2, is_alert=False, probability=0.2),
-                   prediction(model_id=3, probability=0.91)]
+    predictions = [example_prediction(1), example_prediction(2, probability=0.2),
+                   example_prediction(3, probability=0.91)]
     payload = build_payload(COIN, "2025-09-01T14:00:00+02:00", predictions)
     assert payload["coin_id"] == COIN
     assert payload["timestamp"] == "2025-09-01T12:00:00+00:00"

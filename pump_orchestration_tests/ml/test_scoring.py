@@ -113,3 +113,20 @@ def test_young_coins_score_like_offline_and_missing_values_are_skipped_with_the_
         "; the coin has 0.0 min of history")
     # The others are first rows too: scored from the little past they have, and counted as such.
     assert len(scores.predictions) == 3 and scores.short_history == 3
+
+
+def test_an_old_coin_cut_at_the_loaded_range_is_not_counted_as_young(market):
+    live = _live(market)
+    targets = market[market["timestamp"] >= TRAIN_END].groupby("mint").head(1).head(20)
+    start = history_start([live], targets["timestamp"].min())
+    history = market[market["mint"].isin(targets["mint"]) & (market["timestamp"] >= start) &
+                     (market["timestamp"] <= targets["timestamp"].max())]
+    first_rows = market.groupby("mint")["timestamp"].min()
+    age = targets["timestamp"].to_numpy() - first_rows.loc[targets["mint"]].to_numpy()
+    assert (first_rows.loc[targets["mint"]] < start).any()  # the case under test: coins older than the load
+    with_dates = score_live(history, targets[["mint", "timestamp"]], [live], first_rows=first_rows)
+    scored = set(with_dates.predictions["coin_id"])
+    young = sum(a < np.timedelta64(15, "m") for a, m in zip(age, targets["mint"]) if m in scored)
+    assert with_dates.short_history == young
+    # Dated by the loaded rows alone, old coins would look young: the count the warehouse lookup corrects.
+    assert score_live(history, targets[["mint", "timestamp"]], [live]).short_history > young

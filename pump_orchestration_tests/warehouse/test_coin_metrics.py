@@ -165,3 +165,18 @@ def test_inserts_are_queued_for_scoring_and_a_historical_import_is_not(warehouse
         queued = conn.execute(sa.text("select mint, timestamp from coin_metrics_outbox order by id")).all()
     assert len(queued) == 60
     assert {m for m, _ in queued} <= set(news["mint"])
+
+
+def test_first_timestamps_date_each_coin_by_its_first_row(warehouse_engine):
+    import pandas as pd
+
+    from pump_orchestration.data.synthetic import generate_coin_metrics
+    from pump_orchestration.warehouse.coin_metrics import first_timestamps, write_coin_metrics
+
+    metrics, _ = generate_coin_metrics(n_coins=6, start="2025-09-01T00:00:00Z", hours=1, seed=4)
+    write_coin_metrics(warehouse_engine, metrics)
+    mints = sorted(metrics["mint"].unique())[:4]
+    found = first_timestamps(warehouse_engine, [*mints, "no-such-coin"], chunk=3)
+    expected = metrics.groupby("mint")["timestamp"].min().loc[mints]
+    assert sorted(found.index) == mints
+    assert (found.loc[mints] == pd.to_datetime(expected, utc=True)).all()
