@@ -32,6 +32,9 @@ setup(
         "pandas==2.3.3",
         "numpy==2.3.5",
         "pyarrow==26.0.1",
+        # Columnar coin_metrics loads from PostgreSQL (binary COPY straight into Arrow); the manager moves with it.
+        "adbc-driver-postgresql==1.13.0",
+        "adbc-driver-manager==1.13.0",
         "scikit-learn==1.7.2",
         "imbalanced-learn==0.14.0",
         "xgboost-cpu==3.1.2",

@@ -260,8 +260,8 @@ def train_and_activate(engine, data_dir: Path, specs: list[tuple[str, str, dict,
             if not result.success:
                 raise RuntimeError(f"training {name} failed: {failure_text(result)}")
             model_type = "xgboost"
-        active_models.activate(engine, name, store=ModelStore(data_dir / "models"),
-                               active_dir=data_dir / "active_models")
+        active_models.activate(engine, name, store=ModelStore(data_dir / "models"),  # force: speed, not quality,
+                               active_dir=data_dir / "active_models", force=True)   # is measured here
         out.append({"name": name, "model_type": model_type, "params": params, "extra": extra,
                     "seconds": time.perf_counter() - t0, "note": note})
         print(f"  trained + activated {name} ({model_type}) in {out[-1]['seconds']:.1f}s {note}", flush=True)

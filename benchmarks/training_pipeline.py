@@ -12,7 +12,9 @@ parquet caches between assets:
 
 and prints time and peak memory per stage, PostgreSQL load rows/s, rows loaded vs rows written
 (there is no row cap), the ratio (everything but model fitting) / (model fitting), and a
-comparison of the chunked loader with a naive ``pandas.read_sql`` of the same query.
+comparison of the loader with the loader before columnar loading (``BEFORE_COMMIT``, rows through a
+server-side cursor) and with a naive ``pandas.read_sql`` of the same query. ``--json-out`` writes the
+headline figures for ``training_scaling.py``.
 
 With ``--baseline-rf`` it also fits scikit-learn's untouched ``RandomForestClassifier`` defaults
 and the project's random forest on the same matrix, stopping the baseline at ``--rf-budget``
@@ -47,6 +49,8 @@ STAGES = ("load", "labels", "features", "fit")
 BASE_FEATURES = ("price_open", "price_high", "price_low", "price_close", "volume_sol", "buy_volume_sol",
                  "sell_volume_sol")
 _PAGE_KB = os.sysconf("SC_PAGE_SIZE") / 1024
+#: Last commit whose ``load_coin_metrics`` read PostgreSQL row by row (psycopg2 server-side cursor).
+BEFORE_COMMIT = "0a1a594"
 
 
 # --- memory --------------------------------------------------------------------------------------
@@ -176,6 +180,8 @@ def probe_load(kind: str, dsn: str, start: str, end: str) -> dict:
     t0 = time.perf_counter()
     if kind == "loader":
         df = load_coin_metrics(engine, start_ts, end_ts)
+    elif kind == "loader_before":
+        df = _loader_before().load_coin_metrics(engine, start_ts, end_ts)
     else:
         with engine.connect() as conn:
             df = pd.read_sql(sa.text(naive_sql(columns).replace("%(start)s", ":start").replace("%(end)s", ":end")),
@@ -188,6 +194,23 @@ def probe_load(kind: str, dsn: str, start: str, end: str) -> dict:
         "maxrss_kb": maxrss_kb(), "frame_bytes": int(df.memory_usage(deep=True).sum()),
         "dtypes": {str(k): int(v) for k, v in df.dtypes.astype(str).value_counts().items()},
     }
+
+
+def _loader_before():
+    """``warehouse.coin_metrics`` as of ``BEFORE_COMMIT``, imported from git (the before of before/after)."""
+    import importlib.util
+    import tempfile
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    source = subprocess.run(["git", "-C", root, "show", f"{BEFORE_COMMIT}:pump_orchestration/warehouse/coin_metrics.py"],
+                            capture_output=True, text=True, check=True).stdout
+    path = os.path.join(tempfile.mkdtemp(), "coin_metrics_before.py")
+    with open(path, "w") as fh:
+        fh.write(source)
+    spec = importlib.util.spec_from_file_location("coin_metrics_before", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def run_probe(kind: str, dsn: str, start: pd.Timestamp, end: pd.Timestamp) -> dict:
@@ -293,7 +316,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rf-budget", type=float, default=600.0, help="seconds after which the baseline RF stops")
     parser.add_argument("--no-read-sql", action="store_true", help="skip the pandas.read_sql comparison")
     parser.add_argument("--keep-db", action="store_true", help="leave the PostgreSQL cluster running at the end")
-    parser.add_argument("--probe-load", choices=("loader", "read_sql"), help=argparse.SUPPRESS)
+    parser.add_argument("--json-out", help="write the headline figures as JSON to this file")
+    parser.add_argument("--probe-load", choices=("loader", "loader_before", "read_sql"), help=argparse.SUPPRESS)
     parser.add_argument("--dsn", help=argparse.SUPPRESS)
     parser.add_argument("--window-start", help=argparse.SUPPRESS)
     parser.add_argument("--window-end", help=argparse.SUPPRESS)
@@ -418,12 +442,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  fit_request in {r['seconds']:.1f}s: {r['note']}", flush=True)
 
         peak_pipeline = maxrss_kb()
+        # The model matrix as fit_request receives it (float64 rows used x features).
+        matrix_bytes = len(ef) * len(feature_names) * 8 if ef is not None else None
 
         # --- loader vs naive read_sql, each in a fresh process ---
         probes = []
         if not args.no_read_sql:
             print("## load comparison (fresh processes)", flush=True)
-            for kind in ("loader", "read_sql"):
+            for kind in ("loader", "loader_before", "read_sql"):
                 probes.append(run_probe(kind, dsn, load_start, window_end))
                 print(f"  {kind}: {probes[-1]['seconds']:.1f}s", flush=True)
 
@@ -472,9 +498,10 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {p['kind']:9s} {p['seconds']:7.1f}s  {p['rows'] / p['seconds']:>10,.0f} rows/s  "
                       f"peak +{mib(p['peak_rss_kb'] - p['rss_before_kb'])}  frame {p['frame_bytes'] / 2**20:,.0f} MiB  "
                       f"rows {p['rows']:,}  dtypes {p['dtypes']}")
-            a, b = probes
-            print(f"RATIO read_sql / loader: time {b['seconds'] / a['seconds']:.2f}x, peak memory "
-                  f"{(b['peak_rss_kb'] - b['rss_before_kb']) / (a['peak_rss_kb'] - a['rss_before_kb']):.2f}x")
+            a = probes[0]
+            for b in probes[1:]:
+                print(f"RATIO {b['kind']} / loader: time {b['seconds'] / a['seconds']:.2f}x, peak memory "
+                      f"{(b['peak_rss_kb'] - b['rss_before_kb']) / (a['peak_rss_kb'] - a['rss_before_kb']):.2f}x")
         if rf:
             print("\nrandom forest, one fit on the same matrix:")
             for x in rf:
@@ -487,6 +514,22 @@ def main(argv: list[str] | None = None) -> int:
             ours, base = rf
             print(f"RATIO sklearn-defaults / ours (100 trees, extrapolated if cut): "
                   f"{base['extrapolated_seconds'] / ours['seconds']:.1f}x")
+        if matrix_bytes:
+            print(f"feature matrix {matrix_bytes / 2**20:,.0f} MiB; RATIO peak RSS / feature matrix = "
+                  f"{peak_pipeline * 1024 / matrix_bytes:.2f}")
+        if args.json_out:
+            summary = {
+                "rows_target": args.rows, "rows_loaded": rows_loaded, "model_type": args.model_type,
+                "stages": {row["stage"].split(" ")[0]: round(row["seconds"], 2) for row in rec.rows
+                           if row["group"] in ("prep", "train")},
+                "load_rows_per_s": rows_loaded / load_s, "peak_rss_kb": peak_pipeline,
+                "rss_before_pipeline_kb": rss_before_pipeline, "matrix_bytes": matrix_bytes,
+                "fitting_seconds": result.fitting_seconds if result is not None else None,
+                "non_fitting_seconds": (prep + fit_stage_s - result.fitting_seconds) if result is not None else None,
+                "probes": probes,
+            }
+            with open(args.json_out, "w") as fh:
+                json.dump(summary, fh, indent=1)
         if args.keep_db:
             print(f"\ndatabase kept running: {dsn} (stop: pg_ctl -D {server.data_dir} stop)")
     finally:

@@ -22,6 +22,8 @@ DEFAULT_MODEL_PARAMS: dict[str, dict[str, Any]] = {
     "gradient_boosting": {"n_estimators": 100, "max_depth": 3, "learning_rate": 0.1},
     "logistic_regression": {"C": 1.0, "max_iter": 100},
     "neural_network": {"hidden_layers": [100, 50], "activation": "relu", "max_iter": 200},
+    # None: the widest volume_ratio_{w} and the narrowest price_change_{w} of the request's features.
+    "rule_baseline": {"volume_feature": None, "price_feature": None},
 }
 #: One line per model type (``ref_model_types.description``).
 MODEL_TYPE_DESCRIPTIONS: dict[str, str] = {
@@ -30,6 +32,7 @@ MODEL_TYPE_DESCRIPTIONS: dict[str, str] = {
     "gradient_boosting": "scikit-learn gradient boosting: similar to XGBoost",
     "logistic_regression": "Logistic regression: simple, fast, interpretable",
     "neural_network": "Multi-layer perceptron: flexible, needs much data",
+    "rule_baseline": "Volume burst and price rise over two thresholds chosen on the training part: the bar to beat",
 }
 MODEL_TYPES: tuple[str, ...] = tuple(DEFAULT_MODEL_PARAMS)
 
@@ -56,8 +59,11 @@ TERMINAL_JOB_STATUSES = frozenset({"COMPLETED", "FAILED", "CANCELLED"})
 
 # ---------------------------------------------------------------- live scoring
 
-#: Alert threshold of a newly activated model (probability above it = alert).
+#: Alert threshold of a newly activated model that has no chosen operating point (probability above it = alert).
 DEFAULT_ALERT_THRESHOLD = 0.7
+#: How training picks a model's alert threshold on its out-of-fold predictions (``ml.metrics.choose_threshold``):
+#: most pumps caught before the peak with at most N false-alert episodes per coin-day, best row F1, or 0.5 as is.
+THRESHOLD_OBJECTIVES = ("max_events_within_false_alarms", "f1", "none")
 #: ``prediction_webhooks.status``: waiting (or retrying), accepted by the receiver, given up after too long.
 WEBHOOK_STATUSES = ("PENDING", "DELIVERED", "GIVEN_UP")
 #: The ``service``/``version`` every webhook payload names (the original service's payload structure).

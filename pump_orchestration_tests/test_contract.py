@@ -15,14 +15,14 @@ JOB_NAMES = [
 ]
 SENSOR_NAMES = ["coin_metrics_sensor", "ml_jobs_sensor", "webhook_delivery_sensor"]
 ASSET_CHECKS = {
-    "fitted_model": ["beats_majority_baseline", "no_severe_overfitting"],
+    "fitted_model": ["beats_majority_baseline", "beats_rule_baseline", "no_severe_overfitting"],
     "test_report": ["beats_majority_baseline", "enough_positives", "not_overfitted", "test_window_disjoint"],
 }
 TRAINING_REQUEST_FIELDS = [
     "cv_splits", "description", "direction", "feature_engineering_windows", "features", "fee_pct", "future_minutes",
-    "label_mode", "min_percent_change", "model_type", "name", "params", "phases", "random_state", "target_operator",
-    "target_value", "target_var", "train_end", "train_start", "use_engineered_features", "use_smote",
-    "use_time_based_prediction", "use_timeseries_split",
+    "label_mode", "max_false_alarms_per_coin_day", "min_percent_change", "model_type", "n_jobs", "name", "params",
+    "phases", "random_state", "target_operator", "target_value", "target_var", "threshold_objective", "train_end",
+    "train_start", "use_engineered_features", "use_smote", "use_time_based_prediction", "use_timeseries_split",
 ]
 #: job name -> run-config path -> the fields under it.
 RUN_CONFIG_PATHS = {
@@ -31,7 +31,7 @@ RUN_CONFIG_PATHS = {
         "resources.training_request.config": TRAINING_REQUEST_FIELDS,
         "ops.walk_forward_evaluation.config": ["n_bootstrap", "step_hours", "test_hours", "train_hours"],
     },
-    "test_model_job": {"ops.test_report.config": ["min_positives", "model", "test_end", "test_start"]},
+    "test_model_job": {"ops.test_report.config": ["min_positives", "model", "test_end", "test_start", "threshold"]},
     "compare_models_job": {"ops.model_comparison.config": ["model_a", "model_b", "n_bootstrap", "test_end",
                                                            "test_start"]},
     "generate_synthetic_data_job": {"ops.generate_synthetic_coin_metrics.config": ["hours", "live", "n_coins",

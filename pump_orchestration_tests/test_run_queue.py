@@ -107,7 +107,8 @@ def test_at_most_two_ml_runs_at_once_and_ml_jobs_follows_them(tmp_path, pg_dsn):
         assert row["created_at"] <= row["started_at"] <= row["completed_at"], row
     assert [row["progress"] for row in rows] == [1.0, 1.0, rows[2]["progress"], 1.0]
     assert rows[2]["train_price_change_percent"] == 5000.0
-    # The failed step and the cause, without a stack trace: "fitted_model: TrainingDataError: all … are class 0 …".
-    assert re.search(r"^(labelled_dataset|engineered_features|fitted_model): \w+Error: .*class 0",
-                     rows[2]["error_msg"], re.M), rows[2]["error_msg"]
+    # The user's error first, then the failed step, without a stack trace:
+    # "all … labelled rows are class 0 …\n(failed step: fitted_model)".
+    assert re.search(r"class 0.*\n\(failed step: (labelled_dataset|engineered_features|fitted_model)\)$",
+                     rows[2]["error_msg"], re.S), rows[2]["error_msg"]
     assert 'File "' not in rows[2]["error_msg"]

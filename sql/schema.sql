@@ -59,6 +59,7 @@ CREATE TABLE IF NOT EXISTS ml_models (
     cv_scores             JSONB,
     cv_overfitting_gap    DOUBLE PRECISION,
     feature_importance    JSONB,
+    alert_threshold       DOUBLE PRECISION,  -- operating point chosen on out-of-fold predictions; NULL for older models
     model_file_path       TEXT,
     model_sha256          VARCHAR(64),
     error_msg             TEXT,
@@ -69,12 +70,18 @@ CREATE TABLE IF NOT EXISTS ml_models (
     updated_at            TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT now(),
     CONSTRAINT chk_models_status CHECK (status IN ('TRAINING', 'READY', 'FAILED')),
     CONSTRAINT chk_models_model_type CHECK (model_type IN
-        ('random_forest', 'xgboost', 'gradient_boosting', 'logistic_regression', 'neural_network')),
+        ('random_forest', 'xgboost', 'gradient_boosting', 'logistic_regression', 'neural_network',
+         'rule_baseline')),
     CONSTRAINT chk_models_target_operator CHECK (target_operator IS NULL OR target_operator IN ('>', '<', '>=', '<=', '=')),
     CONSTRAINT chk_models_target_direction CHECK (target_direction IS NULL OR target_direction IN ('up', 'down')),
     CONSTRAINT chk_models_future_minutes CHECK (future_minutes IS NULL OR future_minutes > 0),
     CONSTRAINT chk_models_train_window CHECK (train_start < train_end)
 );
+ALTER TABLE ml_models ADD COLUMN IF NOT EXISTS alert_threshold DOUBLE PRECISION;  -- databases created before it
+-- A database created before rule_baseline existed gets the current model_type check (idempotent).
+ALTER TABLE ml_models DROP CONSTRAINT IF EXISTS chk_models_model_type;
+ALTER TABLE ml_models ADD CONSTRAINT chk_models_model_type CHECK (model_type IN
+    ('random_forest', 'xgboost', 'gradient_boosting', 'logistic_regression', 'neural_network', 'rule_baseline'));
 CREATE INDEX IF NOT EXISTS idx_models_status ON ml_models (status);
 CREATE INDEX IF NOT EXISTS idx_models_created ON ml_models (created_at DESC);
 
@@ -111,10 +118,12 @@ CREATE TABLE IF NOT EXISTS ml_test_results (
     is_overfitted         BOOLEAN,
     test_duration_days    DOUBLE PRECISION,
     event_metrics         JSONB,  -- pumps detected before the peak, delays, false-alert episodes per coin-day
+    alert_threshold       DOUBLE PRECISION,  -- the threshold the class and event figures were computed at
     created_at            TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT now(),
     CONSTRAINT chk_test_results_window CHECK (test_start < test_end)
 );
 ALTER TABLE ml_test_results ADD COLUMN IF NOT EXISTS event_metrics JSONB;  -- databases created before it
+ALTER TABLE ml_test_results ADD COLUMN IF NOT EXISTS alert_threshold DOUBLE PRECISION;
 CREATE INDEX IF NOT EXISTS idx_test_results_model ON ml_test_results (model_id);
 CREATE INDEX IF NOT EXISTS idx_test_results_created ON ml_test_results (created_at DESC);
 
@@ -231,11 +240,15 @@ CREATE TABLE IF NOT EXISTS prediction_active_models (
     created_at            TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT now(),
     updated_at            TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT now(),
     CONSTRAINT chk_model_type CHECK (model_type IN
-        ('random_forest', 'xgboost', 'gradient_boosting', 'logistic_regression', 'neural_network')),
+        ('random_forest', 'xgboost', 'gradient_boosting', 'logistic_regression', 'neural_network',
+         'rule_baseline')),
     CONSTRAINT chk_operator CHECK (target_operator IS NULL OR target_operator IN ('>', '<', '>=', '<=', '=')),
     CONSTRAINT chk_direction CHECK (target_direction IS NULL OR target_direction IN ('up', 'down')),
     CONSTRAINT chk_alert_threshold CHECK (alert_threshold >= 0 AND alert_threshold <= 1)
 );
+ALTER TABLE prediction_active_models DROP CONSTRAINT IF EXISTS chk_model_type;
+ALTER TABLE prediction_active_models ADD CONSTRAINT chk_model_type CHECK (model_type IN
+    ('random_forest', 'xgboost', 'gradient_boosting', 'logistic_regression', 'neural_network', 'rule_baseline'));
 CREATE INDEX IF NOT EXISTS idx_active_models_active ON prediction_active_models (is_active) WHERE is_active = true;
 CREATE INDEX IF NOT EXISTS idx_active_models_model_id ON prediction_active_models (model_id);
 CREATE INDEX IF NOT EXISTS idx_active_models_custom_name ON prediction_active_models (custom_name) WHERE custom_name IS NOT NULL;
@@ -340,7 +353,9 @@ INSERT INTO ref_model_types (id, name, description, default_params) VALUES
     (4, 'logistic_regression', 'Logistic regression: simple, fast, interpretable',
         '{"C": 1.0, "max_iter": 100}'),
     (5, 'neural_network', 'Multi-layer perceptron: flexible, needs much data',
-        '{"hidden_layers": [100, 50], "activation": "relu", "max_iter": 200}')
+        '{"hidden_layers": [100, 50], "activation": "relu", "max_iter": 200}'),
+    (6, 'rule_baseline', 'Volume burst and price rise over two thresholds chosen on the training part: the bar to beat',
+        '{"volume_feature": null, "price_feature": null}')
 ON CONFLICT DO NOTHING;
 
 COMMIT;

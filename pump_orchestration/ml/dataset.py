@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from pump_orchestration.ml.features import engineer_features
+from pump_orchestration.ml.features import engineer_features, engineered_feature_names
 from pump_orchestration.ml.labels import labels_from_change, threshold_labels, time_based_change
 from pump_orchestration.ml.request import FeatureSpec, LabelSpec
 
@@ -54,22 +54,27 @@ def build_feature_matrix(df: pd.DataFrame, spec: FeatureSpec) -> tuple[pd.DataFr
         raise DatasetError(f"features: column(s) {missing} not in the loaded data; available: {sorted(df.columns)}")
     base = list(spec.base_features)
     skipped: dict[str, str] = {}
-    engineered = None
+    source, engineered = df, []
     if spec.use_engineered:
         empty = [c for c in df.columns if c not in ("mint", "timestamp") and df[c].isna().all()]
-        engineered = engineer_features(df.drop(columns=empty), windows=spec.windows)
-        for name, reason in engineered.attrs.get("skipped_features", {}).items():
+        if empty:  # the other columns as views: DataFrame.drop would copy every one of them
+            source = pd.DataFrame({c: df[c] for c in df.columns if c not in empty}, copy=False)
+        engineered = engineered_feature_names(spec.windows, available_columns=source.columns)
+    # One (column, row) block: base rows, then the engineered features computed straight into the
+    # rest, so the matrix exists once (concatenating frames held it several times: 4x at 1 M rows).
+    values = np.empty((len(base) + len(engineered), len(df)), dtype="float64")
+    for i, c in enumerate(base):
+        values[i] = df[c].to_numpy(dtype="float64")
+    values[: len(base)][np.isinf(values[: len(base)])] = np.nan
+    if spec.use_engineered:
+        result = engineer_features(source, windows=spec.windows, out=values[len(base):])
+        for name, reason in result.attrs.get("skipped_features", {}).items():
             nulls = [c for c in empty if repr(c) in reason]
             skipped[name] = f"needs {', '.join(map(repr, nulls))}, NULL on every loaded row" if nulls else reason
-    names = base + [c for c in (engineered.columns if engineered is not None else []) if c not in base]
-    # One float block filled in place: concatenating frames would hold the matrix several times over
-    # (measured 4x the result's size at 1 M rows).
-    values = np.empty((len(df), len(names)), dtype="float64")
-    values[:, : len(base)] = df[base].to_numpy(dtype="float64")
-    values[:, : len(base)][np.isinf(values[:, : len(base)])] = np.nan
-    if engineered is not None:
-        values[:, len(base):] = engineered[names[len(base):]].to_numpy(dtype="float64")
-    return pd.DataFrame(values, index=df.index, columns=names, copy=False), skipped
+    matrix = pd.DataFrame(values.T, index=df.index, columns=base + engineered, copy=False)
+    if matrix.columns.duplicated().any():  # an engineered name that is also a base column: the base one wins
+        matrix = matrix.loc[:, ~matrix.columns.duplicated()]
+    return matrix, skipped
 
 
 @dataclass

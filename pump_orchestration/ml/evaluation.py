@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from pump_orchestration.ml.dataset import DatasetError, build_feature_matrix, make_labels, select_rows
-from pump_orchestration.ml.metrics import DEFAULT_FEE_PCT, classification_metrics
+from pump_orchestration.ml.metrics import DECISION_THRESHOLD, DEFAULT_FEE_PCT, classification_metrics
 from pump_orchestration.ml.model_store import LoadedModel
 from pump_orchestration.ml.records import TrainedModel
 from pump_orchestration.ml.request import FeatureSpec, LabelSpec
@@ -32,8 +32,6 @@ from pump_orchestration.vocabulary import to_utc
 
 #: A test accuracy more than this below the training accuracy marks the model as overfitted.
 OVERFIT_GAP = 0.10
-#: Probability threshold of a positive prediction (what ``estimator.predict`` uses for our model types).
-DECISION_THRESHOLD = 0.5
 #: Significance level of both the McNemar test and the bootstrap CI (95 %).
 ALPHA = 0.05
 WINNER_RULE = "F1, then ROC-AUC"
@@ -64,6 +62,8 @@ class ModelUnderTest:
 
     ``train_metrics`` are the metrics stored with the model (``ml_models.training_*``,
     i.e. the training run's hold-out part); degradation is measured against them.
+    ``alert_threshold`` is its operating point (``ml_models.alert_threshold``, chosen on
+    out-of-fold predictions at training); models stored before it have 0.5, ``predict``'s cut.
     """
 
     model_id: int | None
@@ -77,6 +77,7 @@ class ModelUnderTest:
     train_end: pd.Timestamp
     train_metrics: dict[str, float | None]
     fee_pct: float = DEFAULT_FEE_PCT
+    alert_threshold: float = DECISION_THRESHOLD
 
     @classmethod
     def from_row(cls, row: dict, loaded: LoadedModel) -> ModelUnderTest:
@@ -126,6 +127,7 @@ class ModelUnderTest:
             train_end=to_utc(row["train_end"], "train_end"),
             train_metrics={m: row.get(f"training_{m}") for m in _TRAIN_METRICS},
             fee_pct=float(request.get("fee_pct", DEFAULT_FEE_PCT)),
+            alert_threshold=DECISION_THRESHOLD if row.get("alert_threshold") is None else float(row["alert_threshold"]),
         )
 
     @classmethod
@@ -144,6 +146,7 @@ class ModelUnderTest:
             train_end=to_utc(trained.train_end, "train_end"),
             train_metrics={m: result.metrics[m] for m in _TRAIN_METRICS},
             fee_pct=float(request.fee_pct),
+            alert_threshold=float(result.operating_point["threshold"]),
         )
 
 
@@ -190,12 +193,13 @@ class ScoredRows:
 
     index: pd.Index  # labels of ``frame``'s rows
     y_true: np.ndarray  # int 0/1, the model's own label spec
-    y_pred: np.ndarray  # int 0/1, ``estimator.predict``
+    y_pred: np.ndarray  # int 0/1: probability above the alert threshold
     proba: np.ndarray  # probability of class 1
     future_change_pct: np.ndarray | None  # time-based targets only
     timestamps: pd.Series
     mints: pd.Series
     stats: dict
+    threshold: float = DECISION_THRESHOLD
 
     def take(self, rows: pd.Index) -> ScoredRows:
         """The subset ``rows`` (all must be scored rows), in that order."""
@@ -206,13 +210,16 @@ class ScoredRows:
             index=self.index[pos], y_true=self.y_true[pos], y_pred=self.y_pred[pos], proba=self.proba[pos],
             future_change_pct=None if self.future_change_pct is None else self.future_change_pct[pos],
             timestamps=self.timestamps.iloc[pos], mints=self.mints.iloc[pos],
-            stats={**self.stats, "rows_used": int(len(pos))},
+            stats={**self.stats, "rows_used": int(len(pos))}, threshold=self.threshold,
         )
 
 
 def score_rows(model: ModelUnderTest, frame: pd.DataFrame, start, end, *,
-               features_cache: dict | None = None) -> ScoredRows:
+               features_cache: dict | None = None, threshold: float | None = None) -> ScoredRows:
     """Labels and predictions of ``model`` for the rows of ``frame`` in [start, end) it can score.
+
+    A row is predicted positive when its probability is above ``threshold`` (default: the model's
+    ``alert_threshold``), as live scoring alerts.
 
     Labels: ``make_labels`` with the model's label spec on the rows before ``end``
     only. Inputs: ``build_feature_matrix`` with its feature spec, columns in its
@@ -249,24 +256,33 @@ def score_rows(model: ModelUnderTest, frame: pd.DataFrame, start, end, *,
         X[model.feature_names], labels.reindex(frame.index), frame, start=start, end=end, phases=model.phases,
         future_change=None if change is None else change.reindex(frame.index),
     )
-    y_pred = np.asarray(model.estimator.predict(inputs.X)).astype(int).ravel()
+    predicted = np.asarray(model.estimator.predict(inputs.X)).astype(int).ravel()
     proba = predict_proba_positive(model.estimator, inputs.X)
-    # predict decides the class metrics, proba the ROC-AUC: they must tell the same story.
-    disagree = (y_pred == 1) != (proba > DECISION_THRESHOLD)
+    # The threshold applies to proba, so predict and proba at 0.5 must tell the same story.
+    disagree = (predicted == 1) != (proba > DECISION_THRESHOLD)
     disagree &= np.abs(proba - DECISION_THRESHOLD) > _ROUNDING
     if disagree.any():
         raise ValueError(f"model {model.name!r}: predict() and predict_proba() at {DECISION_THRESHOLD} disagree on "
                          f"{int(disagree.sum())} rows")
+    threshold = model.alert_threshold if threshold is None else _check_threshold(threshold)
     return ScoredRows(
         index=inputs.X.index,
         y_true=inputs.y.to_numpy(dtype=int),
-        y_pred=y_pred,
+        y_pred=(proba > threshold).astype(int),
         proba=proba,
         future_change_pct=None if inputs.future_change_pct is None else inputs.future_change_pct.to_numpy(float),
         timestamps=inputs.timestamps,
         mints=inputs.mints,
         stats=inputs.stats,
+        threshold=float(threshold),
     )
+
+
+def _check_threshold(threshold: float) -> float:
+    # Written this way round so NaN (every comparison false) is refused too.
+    if isinstance(threshold, bool) or not 0.0 <= float(threshold) <= 1.0:
+        raise ValueError(f"threshold: must be a probability within [0, 1], got {threshold!r}")
+    return float(threshold)
 
 
 def event_figures(model: ModelUnderTest, scored: ScoredRows, frame: pd.DataFrame) -> dict | None:
@@ -277,16 +293,14 @@ def event_figures(model: ModelUnderTest, scored: ScoredRows, frame: pd.DataFrame
     (predicted 1) up to one horizon before a pump's start and up to its peak detects it; other alerts are
     false, merged into episodes when less than one horizon apart. None for threshold targets.
     """
-    from pump_orchestration.ml.events import detection_report, extract_events
+    from pump_orchestration.ml.events import label_event_report
 
     if not model.label_spec.time_based:
         return None
     horizon = pd.Timedelta(minutes=model.label_spec.future_minutes)
     values = frame.loc[scored.index, model.label_spec.target_var].to_numpy(dtype=float)
-    events = extract_events(scored.mints.to_numpy(), scored.timestamps, scored.y_true, merge_gap=horizon,
-                            values=values, peak_lookahead=horizon)
-    report = detection_report(events, scored.mints.to_numpy(), scored.timestamps, scored.y_pred, lead=horizon,
-                              cooldown=horizon)
+    report = label_event_report(scored.mints.to_numpy(), scored.timestamps, scored.y_true, scored.y_pred,
+                                horizon, values=values)
     report["per_event"] = report["per_event"][:200]  # the row keeps the figures, not every episode
     return report
 
@@ -314,19 +328,22 @@ def _test_row(model: ModelUnderTest, scored: ScoredRows, start: pd.Timestamp, en
         **degradation(model.train_metrics, metrics),
         "test_duration_days": (end - start) / pd.Timedelta(days=1),
         "event_metrics": event_figures(model, scored, frame),
+        "alert_threshold": scored.threshold,
     }
 
 
 def evaluate_model(model: ModelUnderTest, frame: pd.DataFrame, test_start, test_end, *,
-                   features_cache: dict | None = None) -> dict:
+                   features_cache: dict | None = None, threshold: float | None = None) -> dict:
     """Test ``model`` on [test_start, test_end): the column values of one ``ml_test_results`` row.
 
-    Metrics are ``classification_metrics`` on :func:`score_rows`; the row also carries
+    Metrics are ``classification_metrics`` on :func:`score_rows` at ``threshold`` (default: the
+    model's ``alert_threshold``; ``alert_threshold`` in the row says which); the row also carries
     the overlap check, the training metrics and their degradation. Values are plain
     Python types; ``test_start``/``test_end`` are UTC Timestamps.
     """
     start, end = to_utc(test_start, "test_start"), to_utc(test_end, "test_end")
-    return _test_row(model, score_rows(model, frame, start, end, features_cache=features_cache), start, end, frame)
+    scored = score_rows(model, frame, start, end, features_cache=features_cache, threshold=threshold)
+    return _test_row(model, scored, start, end, frame)
 
 
 def _order(x: float | None, y: float | None, tol: float) -> int:

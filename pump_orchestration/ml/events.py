@@ -374,3 +374,52 @@ def detection_report(events: pd.DataFrame, mints, timestamps, alerts, *, lead: p
         "parameters": {"lead_s": lead_ns / _NS_PER_S, "cooldown_s": cooldown_ns / _NS_PER_S,
                        "coin_days_given": coin_days_given},
     }
+
+
+def label_events(mints, timestamps, labels, horizon: pd.Timedelta, values=None) -> pd.DataFrame:
+    """The pumps of a time-based target's own ``labels``: the one convention of tests, comparisons,
+    the operating point and the training gate.
+
+    Positive rows less than one ``horizon`` apart are one pump. With ``values`` (the target variable
+    per row) its peak is the highest value up to one horizon after its last positive row; without
+    (training has features, not prices) the peak is that last row + one horizon, the latest time the
+    labelled rise can complete, so an alert on the jump itself counts as caught before the peak.
+    """
+    horizon = pd.Timedelta(horizon)
+    events = extract_events(mints, timestamps, labels, merge_gap=horizon, values=values, peak_lookahead=horizon)
+    if values is None:
+        events["peak"] = events["end"] + horizon
+    return events
+
+
+def label_event_report(mints, timestamps, labels, alerts, horizon: pd.Timedelta, values=None) -> dict:
+    """:func:`detection_report` of ``alerts`` against :func:`label_events`: an alert up to one horizon
+    before a pump's start detects it; false alerts less than one horizon apart are one episode."""
+    horizon = pd.Timedelta(horizon)
+    return detection_report(label_events(mints, timestamps, labels, horizon, values), mints, timestamps, alerts,
+                            lead=horizon, cooldown=horizon)
+
+
+def event_f1_scorer(mints, timestamps, labels, horizon: pd.Timedelta):
+    """``alerts -> event_f1`` against :func:`label_events` (no values), extracting the events once for the
+    many alert sequences of a grid search."""
+    horizon = pd.Timedelta(horizon)
+    events = label_events(mints, timestamps, labels, horizon)
+
+    def score(alerts) -> float:
+        f1 = event_f1(detection_report(events, mints, timestamps, alerts, lead=horizon, cooldown=horizon))
+        return 0.0 if f1 is None else f1
+
+    return score
+
+
+def event_f1(report: dict) -> float | None:
+    """Harmonic mean of the share of events detected before the peak and the alert-episode precision.
+
+    One number that rewards catching pumps early and penalises noisy episodes; ``None`` without events.
+    """
+    if not report["events"]:
+        return None
+    recall = report["detected_before_peak"] / report["events"]
+    precision = report["episode_precision"] or 0.0
+    return 2 * recall * precision / (recall + precision) if recall + precision > 0 else 0.0

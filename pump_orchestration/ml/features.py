@@ -315,7 +315,8 @@ def engineered_feature_names(
     return [name for name, f, _ in plan if available.issuperset(f.columns)]
 
 
-def engineer_features(df: pd.DataFrame, windows: Iterable[float] = DEFAULT_WINDOWS) -> pd.DataFrame:
+def engineer_features(df: pd.DataFrame, windows: Iterable[float] = DEFAULT_WINDOWS,
+                      out: np.ndarray | None = None) -> pd.DataFrame:
     """Engineered features of every row of ``df``, aligned to ``df.index``.
 
     ``df`` needs ``mint`` and a timezone-aware ``timestamp`` (ValueError
@@ -324,6 +325,9 @@ def engineer_features(df: pd.DataFrame, windows: Iterable[float] = DEFAULT_WINDO
     engineered columns are returned, in :func:`engineered_feature_names` order.
     Features whose base columns are missing are left out and listed in
     ``result.attrs["skipped_features"]`` as ``{name: reason}``.
+
+    ``out``: a float64 array of shape (features kept, ``len(df)``) to compute into, e.g. rows of a
+    larger model matrix; the result's columns are then views of it, so the values exist once.
     """
     windows = _check_windows(windows)
     context = _Context(df, coin_time_layout(df))
@@ -337,7 +341,10 @@ def engineer_features(df: pd.DataFrame, windows: Iterable[float] = DEFAULT_WINDO
         else:
             kept.append((name, feature, w))
     # One (feature, row) block, transposed into the frame without a copy.
-    block = np.empty((len(kept), len(df)))
+    shape = (len(kept), len(df))
+    if out is not None and (out.shape != shape or out.dtype != np.float64):
+        raise ValueError(f"out: expected a float64 array of shape {shape}, got {out.dtype} {out.shape}")
+    block = np.empty(shape) if out is None else out
     for row, (_, feature, w) in enumerate(kept):
         values = feature.compute(context, w)
         values[np.isinf(values)] = np.nan

@@ -147,3 +147,64 @@ def feature_importance(estimator, feature_names, X=None, y=None, random_state: i
     total = raw.sum()
     shares = raw / total if total > 0 else np.zeros_like(raw)
     return {name: float(share) for name, share in sorted(zip(names, shares), key=lambda item: -item[1])}
+
+
+#: Candidate alert thresholds of ``choose_threshold`` (an alert is probability > threshold).
+THRESHOLD_GRID = tuple(round(0.05 * i, 2) for i in range(1, 20))
+#: The threshold ``estimator.predict`` uses, and the one of objective ``none``.
+DECISION_THRESHOLD = 0.5
+
+
+def choose_threshold(proba, labels, *, objective: str, max_false_alarms_per_coin_day: float,
+                     mints=None, timestamps=None, horizon=None) -> dict[str, Any]:
+    """The alert threshold (operating point) for ``objective`` on out-of-fold predictions, and why.
+
+    ``proba``/``labels`` are the out-of-fold probabilities and 0/1 labels of the training window's
+    evaluation rows; the threshold is taken from :data:`THRESHOLD_GRID` (an alert is ``proba > t``):
+
+    * ``max_events_within_false_alarms``: most pump events caught before the peak
+      (``ml.events.label_events``/``label_event_report`` with ``mints``, ``timestamps`` and ``horizon``) among the
+      thresholds with at most ``max_false_alarms_per_coin_day`` false-alert episodes per coin-day;
+      ties go to fewer false alarms, then the higher threshold. If no threshold meets the limit, the
+      one with the fewest false alarms (``constraint_met`` False). Without events (a classic target,
+      or no coins given) it falls back to ``f1`` (``used`` says so).
+    * ``f1``: best row F1; ties go to the higher threshold.
+    * ``none``: :data:`DECISION_THRESHOLD`.
+
+    Returns ``{"objective", "used", "threshold", "constraint_met", "at_threshold", "candidates"}``;
+    ``at_threshold`` holds the figures at the chosen point, ``candidates`` one row per grid point.
+    """
+    from sklearn.metrics import f1_score
+
+    proba = np.asarray(proba, dtype=float)
+    labels = np.asarray(labels).astype(int)
+    event_level = objective == "max_events_within_false_alarms" and horizon is not None and mints is not None
+    used = "max_events_within_false_alarms" if event_level else ("none" if objective == "none" else "f1")
+    grid = (DECISION_THRESHOLD,) if used == "none" else THRESHOLD_GRID
+    if event_level:
+        import pandas as pd
+
+        from pump_orchestration.ml.events import detection_report, label_events
+
+        horizon = pd.Timedelta(horizon)
+        events = label_events(mints, timestamps, labels, horizon)
+    candidates = []
+    for t in grid:
+        alerts = (proba > t).astype(int)
+        row = {"threshold": t, "alerts": int(alerts.sum()), "f1": float(f1_score(labels, alerts, zero_division=0))}
+        if event_level:
+            report = detection_report(events, mints, timestamps, alerts, lead=horizon, cooldown=horizon)
+            row.update({key: report[key] for key in ("events", "detected_before_peak", "false_alert_episodes",
+                                                     "false_alerts_per_coin_day", "episode_precision")})
+        candidates.append(row)
+    constraint_met = None
+    if used == "max_events_within_false_alarms":
+        allowed = [c for c in candidates if c["false_alerts_per_coin_day"] <= max_false_alarms_per_coin_day]
+        constraint_met = bool(allowed)
+        best = max(allowed, key=lambda c: (c["detected_before_peak"], -c["false_alert_episodes"], c["threshold"])) \
+            if allowed else min(candidates, key=lambda c: (c["false_alert_episodes"], -c["threshold"]))
+    else:
+        best = max(candidates, key=lambda c: (c["f1"], c["threshold"]))
+    return {"objective": objective, "used": used, "threshold": best["threshold"], "constraint_met": constraint_met,
+            "max_false_alarms_per_coin_day": max_false_alarms_per_coin_day if event_level else None,
+            "rows": int(labels.size), "at_threshold": best, "candidates": candidates}

@@ -8,6 +8,8 @@ original service).
 from __future__ import annotations
 
 import numbers
+import os
+from pathlib import Path
 from typing import Any
 
 from pump_orchestration.vocabulary import DEFAULT_MODEL_PARAMS, MODEL_TYPES
@@ -16,6 +18,27 @@ from pump_orchestration.vocabulary import DEFAULT_MODEL_PARAMS, MODEL_TYPES
 PARAM_ALIASES: dict[str, dict[str, str]] = {
     "neural_network": {"hidden_layers": "hidden_layer_sizes"},
 }
+
+#: cgroup v2 CPU limit of this process's container ("<quota> <period>" or "max <period>").
+CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
+
+
+def available_cores() -> int:
+    """Cores this process may really use: its CPU affinity, capped by a cgroup CPU quota.
+
+    ``os.cpu_count()`` and OpenMP count the machine's cores; on a shared or limited machine
+    threads beyond the allowed cores only contend (measured: XGBoost ~5x slower on 2 shared cores).
+    A fractional quota rounds down (1.5 cores -> 1 thread), never below 1.
+    """
+    cores = len(os.sched_getaffinity(0))
+    try:
+        quota, period = CGROUP_CPU_MAX.read_text().split()
+        if quota != "max":
+            cores = min(cores, max(1, int(quota) // int(period)))
+    except (OSError, ValueError):
+        pass  # no cgroup v2 limit readable: affinity alone
+    return cores
+
 
 #: Upper bound on the rows each RandomForest tree sees (see ``build_estimator``).
 RF_BOOTSTRAP_ROWS = 200_000
@@ -56,6 +79,9 @@ def _classifier_class(model_type: str):
     if model_type == "logistic_regression":
         from sklearn.linear_model import LogisticRegression
         return LogisticRegression
+    if model_type == "rule_baseline":
+        from pump_orchestration.ml.rules import RuleBaselineClassifier
+        return RuleBaselineClassifier
     from sklearn.neural_network import MLPClassifier
     return MLPClassifier
 
@@ -137,20 +163,21 @@ def _build(model_type: str, params: dict[str, Any] | None, random_state: int, n_
     _check_bounds(model_type, merged)
     user_params = params or {}
     kwargs = dict(merged)
-    kwargs.setdefault("random_state", random_state)
+    if model_type != "rule_baseline":  # the rule is deterministic: no seed to take
+        kwargs.setdefault("random_state", random_state)
     if model_type == "random_forest":
         # Cost bound for ~1 M training rows: sklearn's default bootstrap draws n rows
         # per tree, so 100 trees of depth 10 take many minutes on 2 cores. We keep
-        # the default n_estimators/max_depth but (a) use every core unless told otherwise and
+        # the default n_estimators/max_depth but (a) use every available core unless told otherwise and
         # (b) let each tree see a bootstrap sample of at most RF_BOOTSTRAP_ROWS rows
         # (max_samples as a fraction of the rows being fitted). With ~40 features,
         # 200 k rows per tree still give stable splits; the user may set max_samples.
-        kwargs.setdefault("n_jobs", -1 if n_jobs is None else n_jobs)
+        kwargs.setdefault("n_jobs", available_cores() if n_jobs is None else n_jobs)
         if ("max_samples" not in user_params and kwargs.get("bootstrap", True)
                 and n_samples is not None and n_samples > RF_BOOTSTRAP_ROWS):
             kwargs["max_samples"] = RF_BOOTSTRAP_ROWS / n_samples
     elif model_type == "xgboost":
-        kwargs.setdefault("n_jobs", n_jobs)
+        kwargs.setdefault("n_jobs", available_cores() if n_jobs is None else n_jobs)
         kwargs.setdefault("tree_method", "hist")
         kwargs.setdefault("eval_metric", "logloss")
     elif model_type == "neural_network":
@@ -177,7 +204,7 @@ def build_estimator(model_type: str, params: dict[str, Any] | None = None, rando
     """An unfitted classifier for ``model_type`` with ``DEFAULT_MODEL_PARAMS`` overridden by ``params``.
 
     ``random_state``/``n_jobs`` apply unless ``params`` sets them; ``n_jobs=None`` means
-    all cores for random_forest and xgboost (the other types run single-threaded).
+    ``available_cores()`` threads for random_forest and xgboost (the other types run single-threaded).
     ``n_samples`` is the number of rows the estimator will be fitted on; for
     random_forest above ``RF_BOOTSTRAP_ROWS`` it bounds each tree's bootstrap sample.
     logistic_regression and neural_network come wrapped in

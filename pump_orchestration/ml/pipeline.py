@@ -40,8 +40,10 @@ def window_inputs(
     labelled: pd.DataFrame, X: pd.DataFrame, request: TrainingRequest, start: pd.Timestamp, end: pd.Timestamp
 ) -> LabelledInputs:
     """The labelled, finite model inputs of [start, end) in the request's phases."""
+    # .loc would copy the whole matrix even when X is already aligned (as in feature_frame).
+    aligned = X if X.index.equals(labelled.index) else X.loc[labelled.index]
     return select_rows(
-        X.loc[labelled.index], labelled[LABEL], labelled, start=start, end=end, phases=request.phases,
+        aligned, labelled[LABEL], labelled, start=start, end=end, phases=request.phases,
         future_change=labelled[FUTURE_CHANGE] if request.use_time_based_prediction else None,
     )
 
@@ -63,7 +65,8 @@ def feature_frame(
     out[FUTURE_CHANGE] = inputs.future_change_pct if inputs.future_change_pct is not None else float("nan")
     out["timestamp"] = inputs.timestamps
     out["mint"] = inputs.mints
-    return out.reset_index(drop=True), feature_names, skipped, inputs.stats
+    out.index = pd.RangeIndex(len(out))  # reset_index would copy every column
+    return out, feature_names, skipped, inputs.stats
 
 
 def fit_request(
@@ -81,10 +84,12 @@ def fit_request(
     stage_seconds: dict | None = None,
     progress: Progress | None = None,
     n_jobs: int | None = None,
+    mints: pd.Series | None = None,
 ) -> TrainedModel:
     """Train the request's classifier on prepared inputs; ``params`` are the merged hyper-parameters.
 
-    ``n_jobs=None`` lets the estimator use every core (see ``ml.models.build_estimator``).
+    ``n_jobs`` overrides ``request.n_jobs``; both None = every available core (``ml.models.available_cores``).
+    ``mints`` (each row's coin) lets the rule-baseline gate count pump events.
     """
     from pump_orchestration.ml.training import train_classifier
 
@@ -102,7 +107,10 @@ def fit_request(
         fee_pct=request.fee_pct,
         random_state=request.random_state,
         progress=progress,
-        n_jobs=n_jobs,
+        n_jobs=request.n_jobs if n_jobs is None else n_jobs,
+        mints=mints,
+        threshold_objective=request.threshold_objective,
+        max_false_alarms_per_coin_day=request.max_false_alarms_per_coin_day,
     )
     return TrainedModel(
         request=request,
@@ -205,7 +213,7 @@ def walk_forward(
                 inputs.X, inputs.y, inputs.timestamps, inputs.future_change_pct,
                 dataclasses.replace(request, name=window_model_name(request.name, window)),
                 params=params, train_start=window.train_start, train_end=window.train_end,
-                dataset_stats=inputs.stats, skipped_features=skipped,
+                dataset_stats=inputs.stats, skipped_features=skipped, mints=inputs.mints,
             )
             timings["fit"] += time.perf_counter() - t0
             t0 = time.perf_counter()

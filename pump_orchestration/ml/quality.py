@@ -10,6 +10,9 @@ from dataclasses import dataclass, field
 BASELINE_ROC_AUC = 0.5
 MAX_OVERFITTING_GAP = 0.10
 MIN_TEST_POSITIVES = 10
+#: Non-blocking gates that live-scoring activation still refuses unless forced: failing them leaves the
+#: model READY (it can be inspected, tested and compared) but keeps it from alerting anyone by default.
+ACTIVATION_GATES = ("beats_rule_baseline",)
 
 
 @dataclass(frozen=True)
@@ -33,8 +36,30 @@ def _beats_baseline(roc_auc: float | None, where: str) -> QualityCheck:
     )
 
 
-def model_checks(metrics: dict, cv_overfitting_gap: float | None) -> list[QualityCheck]:
-    """Gates for a fitted model: beats the majority baseline on its held-out part, no severe overfitting in CV."""
+def rule_baseline_check(comparison: dict) -> QualityCheck:
+    """``beats_rule_baseline`` from ``TrainingResult.rule_baseline`` (see ``ml.training``)."""
+    meta = {k: comparison.get(k) for k in ("level", "score", "model_score", "rule_score", "rows")}
+    if not comparison["applicable"]:
+        return QualityCheck("beats_rule_baseline", True, False, f"not judged: {comparison['reason']}",
+                            {"applicable": False})
+    model, rule = comparison["model_score"], comparison["rule_score"]
+    passed = model is not None and (rule is None or model > rule)
+    where = f"{comparison['rows']} out-of-fold rows"
+    return QualityCheck(
+        "beats_rule_baseline", passed, False,
+        f"{comparison['score']} on {where}: model {_shown(model)} vs volume/price rule {_shown(rule)} "
+        "(rule thresholds fitted on the same training rows)",
+        meta,
+    )
+
+
+def _shown(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def model_checks(metrics: dict, cv_overfitting_gap: float | None, rule_comparison: dict) -> list[QualityCheck]:
+    """Gates for a fitted model: beats the majority baseline on its held-out part (blocking), no severe
+    overfitting in CV, and beats the volume/price rule on the out-of-fold rows (refused by activation)."""
     gap_ok = cv_overfitting_gap is None or cv_overfitting_gap <= MAX_OVERFITTING_GAP
     return [
         _beats_baseline(metrics.get("roc_auc"), "the held-out last fold"),
@@ -43,6 +68,7 @@ def model_checks(metrics: dict, cv_overfitting_gap: float | None) -> list[Qualit
             f"mean CV train − validation accuracy {cv_overfitting_gap} (limit {MAX_OVERFITTING_GAP})",
             {"cv_overfitting_gap": cv_overfitting_gap, "limit": MAX_OVERFITTING_GAP},
         ),
+        rule_baseline_check(rule_comparison),
     ]
 
 

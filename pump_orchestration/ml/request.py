@@ -21,6 +21,7 @@ from pump_orchestration.vocabulary import (
     LABEL_MODES,
     MODEL_TYPES,
     OPERATORS,
+    THRESHOLD_OBJECTIVES,
     to_utc,
 )
 
@@ -28,11 +29,16 @@ MAX_NAME_LENGTH = 255
 
 
 class RequestValidationError(ValueError):
-    """A training request is invalid; ``problems`` lists one message per bad field."""
+    """A request is invalid; ``problems`` lists one message per bad field, ``label`` says which request.
 
-    def __init__(self, problems: list[str]):
+    One problem reads as one line ("Invalid test request: model: ..."), several as a list under the label.
+    """
+
+    def __init__(self, problems: list[str], label: str = "Invalid training request"):
         self.problems = problems
-        super().__init__("Invalid training request:\n  - " + "\n  - ".join(problems))
+        self.label = label
+        super().__init__(f"{label}: {problems[0]}" if len(problems) == 1
+                         else f"{label}:\n  - " + "\n  - ".join(problems))
 
 
 @dataclass(frozen=True)
@@ -105,8 +111,8 @@ class TrainingRequest:
         30.0, "Time-based target: minimum % change over the horizon that counts as a pump (> 0).")
     direction: str = _field("up", f"Time-based target: one of {', '.join(DIRECTIONS)} (rise or fall).")
     label_mode: str = _field(
-        "end", "Time-based target: 'end' compares the value at t+H with t; 'within' uses the peak (up) or "
-        "trough (down) reached in (t, t+H].")
+        "within", "Time-based target: 'within' (default) uses the peak (up) or trough (down) reached in (t, t+H], "
+        "i.e. 'rises min_percent_change % at some point within future_minutes'; 'end' compares the value at t+H with t.")
     params: dict[str, Any] = _field(
         {}, "Hyper-parameters overriding the model type's defaults from ref_model_types, "
         "e.g. {n_estimators: 200, max_depth: 8}.")
@@ -127,8 +133,19 @@ class TrainingRequest:
     train_end: str | None = _field(
         None, "Optional ISO timestamp (exclusive) narrowing the window; default = end of the last selected day.")
     random_state: int = _field(42, "Seed for the estimator, SMOTE and under-sampling.")
+    n_jobs: int | None = _field(
+        None, "Threads for fitting XGBoost and random forests (>= 1); empty = the cores this process may use "
+        "(CPU affinity and cgroup quota). Lower it when other jobs share the machine.")
     fee_pct: float = _field(
         2.0, "Round-trip fee in % subtracted from each simulated trade (default 2.0 = 1 % per side on pump.fun).")
+    threshold_objective: str = _field(
+        "max_events_within_false_alarms",
+        f"How the alert threshold is chosen on the out-of-fold CV predictions (one of {', '.join(THRESHOLD_OBJECTIVES)}): "
+        "most pumps caught before the peak with at most max_false_alarms_per_coin_day false-alert episodes "
+        "(time-based targets; classic targets use f1), best row F1, or none = 0.5. Stored with the model, used by "
+        "test reports and offered as the alert_threshold at activation.")
+    max_false_alarms_per_coin_day: float = _field(
+        2.0, "threshold_objective max_events_within_false_alarms: false-alert episodes allowed per coin-day (> 0).")
     description: str | None = _field(None, "Free-text note stored with the model.")
 
     @property
@@ -269,8 +286,22 @@ def validate_request(
                      f"{max_window_minutes} min (raise FEATURE_LOOKBACK_MINUTES)")
     if request.cv_splits < 2:
         p.append(f"cv_splits: must be >= 2, got {request.cv_splits}")
+    if request.n_jobs is not None and (isinstance(request.n_jobs, bool) or not isinstance(request.n_jobs, int)
+                                       or request.n_jobs < 1):
+        p.append(f"n_jobs: must be an integer >= 1 or empty (= every available core), got {request.n_jobs!r}")
     if not 0 <= request.fee_pct < 100:
         p.append(f"fee_pct: must be in [0, 100), got {request.fee_pct}")
+    if request.threshold_objective not in THRESHOLD_OBJECTIVES:
+        p.append(f"threshold_objective: {request.threshold_objective!r} is unknown; "
+                 f"allowed: {', '.join(THRESHOLD_OBJECTIVES)}")
+    if isinstance(request.max_false_alarms_per_coin_day, bool) or not (
+            isinstance(request.max_false_alarms_per_coin_day, (int, float))
+            and request.max_false_alarms_per_coin_day > 0):
+        p.append(f"max_false_alarms_per_coin_day: must be a number > 0, got {request.max_false_alarms_per_coin_day!r}")
+    if (request.model_type == "rule_baseline" and not request.use_engineered_features
+            and not {"volume_feature", "price_feature"} <= set(request.params)):
+        p.append("model_type: rule_baseline reads volume_ratio_{w} and price_change_{w}; set "
+                 "use_engineered_features: true (or name volume_feature and price_feature in params)")
     for field_name in ("train_start", "train_end"):
         value = getattr(request, field_name)
         if value:

@@ -15,8 +15,9 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from pump_orchestration.ml.metrics import DEFAULT_FEE_PCT, classification_metrics, feature_importance
+from pump_orchestration.ml.metrics import DEFAULT_FEE_PCT, choose_threshold, classification_metrics, feature_importance
 from pump_orchestration.ml.models import build_estimator, validate_params
+from pump_orchestration.ml.request import TrainingRequest
 
 #: Every CV fold (and the hold-out test part) must hold at least this many rows.
 MIN_ROWS_PER_FOLD = 10
@@ -50,6 +51,8 @@ class TrainingResult:
     resampling: dict[str, Any]  # final training part
     split: dict[str, Any]
     timings: dict[str, float]
+    rule_baseline: dict[str, Any]  # the beats_rule_baseline comparison (see ``rule_baseline_comparison``)
+    operating_point: dict[str, Any]  # the alert threshold chosen on out-of-fold predictions (``choose_threshold``)
 
     @property
     def fitting_seconds(self) -> float:
@@ -188,6 +191,9 @@ def train_classifier(X: pd.DataFrame, y: pd.Series, timestamps: pd.Series, *, mo
                      use_timeseries_split: bool = True, cv_splits: int = 5, horizon: pd.Timedelta | None = None,
                      future_change_pct: pd.Series | None = None, direction: str = "up",
                      fee_pct: float = DEFAULT_FEE_PCT, random_state: int = 42, n_jobs: int | None = None,
+                     mints: pd.Series | None = None,
+                     threshold_objective: str = TrainingRequest.threshold_objective,
+                     max_false_alarms_per_coin_day: float = TrainingRequest.max_false_alarms_per_coin_day,
                      progress: ProgressCallback | None = None) -> TrainingResult:
     """Train ``model_type`` on ``X``/``y`` with order-respecting validation.
 
@@ -205,6 +211,13 @@ def train_classifier(X: pd.DataFrame, y: pd.Series, timestamps: pd.Series, *, mo
     the model fitted on the split's training part; the returned estimator is then fitted
     on all rows (``split["final_fit"]`` says which). ``progress(fraction, message)`` is
     called at stage boundaries.
+
+    The evaluation rows (every CV fold's test part, each predicted by the fold's model fitted
+    before it; without CV the hold-out part) then give the operating point: the alert threshold
+    of ``threshold_objective`` (``ml.metrics.choose_threshold``; event level when ``horizon`` and
+    ``mints``, each row's coin, are given), and judge the model at it against the volume/price rule
+    fitted on the same training parts (:func:`rule_baseline_comparison`). Without CV the hold-out
+    part both chooses the threshold and gives the reported metrics, so those are optimistic.
 
     Raises ``TrainingDataError`` for unusable data and ``ValueError`` for bad arguments.
     """
@@ -234,6 +247,8 @@ def train_classifier(X: pd.DataFrame, y: pd.Series, timestamps: pd.Series, *, mo
         if future_change_pct.isna().any():
             raise TrainingDataError(f"future_change_pct is missing for {int(future_change_pct.isna().sum())} "
                                     "labelled rows; every time-based label needs its future value")
+    if mints is not None:
+        mints = _aligned(mints, "mints", X.index)
     if not pd.api.types.is_datetime64_any_dtype(timestamps):
         raise TrainingDataError(f"timestamps must be datetimes, got dtype {timestamps.dtype}")
     if timestamps.isna().any():
@@ -248,9 +263,20 @@ def train_classifier(X: pd.DataFrame, y: pd.Series, timestamps: pd.Series, *, mo
     ts_sorted = timestamps.loc[order]
     ts = ts_sorted.to_numpy(dtype="datetime64[ns]")  # UTC instants, also for tz-aware input
     change = None if future_change_pct is None else future_change_pct.loc[order].to_numpy(dtype=float)
+    mints_sorted = None if mints is None else mints.loc[order].to_numpy()
+    stamps = pd.DatetimeIndex(ts_sorted)
+    stamps = stamps.tz_localize("UTC") if stamps.tz is None else stamps
     y_values = y.to_numpy()
     n = len(X)
     horizon_td = None if horizon is None else pd.Timedelta(horizon).to_timedelta64()
+    # The rule baseline counts pumps to choose k and p, so it fits on raw rows with their coin and time.
+    rule_model = model_type == "rule_baseline"
+    resample = use_smote and not rule_model
+
+    def fit_params(rows: np.ndarray) -> dict[str, Any]:
+        if not rule_model or mints_sorted is None or horizon is None:
+            return {}
+        return {"mints": mints_sorted[rows], "timestamps": stamps[rows], "horizon": pd.Timedelta(horizon)}
 
     if use_timeseries_split:
         need = (cv_splits + 1) * MIN_ROWS_PER_FOLD
@@ -287,24 +313,27 @@ def train_classifier(X: pd.DataFrame, y: pd.Series, timestamps: pd.Series, *, mo
     if use_timeseries_split:
         report(0.05, f"cross-validating {cv_splits} time-series folds on {n} rows")
         t0 = time.perf_counter()
-        cv_scores = _cross_validate(estimator(), X, y, folds, purged, use_smote, random_state)
+        cv_scores, oof_proba = _cross_validate(estimator(), X, y, folds, purged, resample, random_state,
+                                               fit_params(np.arange(n)))
         gap = cv_scores["mean_train_accuracy"] - cv_scores["mean_test_accuracy"]
         cv_seconds = time.perf_counter() - t0
 
     X_train, y_train = X.iloc[train_idx], y.iloc[train_idx]
     X_test, y_test = X.iloc[test_idx], y.iloc[test_idx]
     t0 = time.perf_counter()
-    if use_smote:
+    if resample:
         X_fit, y_fit, resampling = rebalance(X_train, y_train, random_state)
     else:
         X_fit, y_fit = X_train, y_train
         balance = _balance(y_train)
-        resampling = {"applied": False, "reason": "use_smote is off", "before": balance, "after": balance}
+        reason = ("use_smote is off" if not use_smote else
+                  "rule_baseline chooses its two thresholds on the raw rows (resampled rows have no coin or time)")
+        resampling = {"applied": False, "reason": reason, "before": balance, "after": balance}
     resample_seconds = time.perf_counter() - t0
 
     report(0.6, f"fitting {model_type} on {len(y_fit)} rows")
     t0 = time.perf_counter()
-    model = estimator().fit(X_fit, y_fit)
+    model = estimator().fit(X_fit, y_fit, **fit_params(train_idx))
     fit_seconds = time.perf_counter() - t0
 
     report(0.75, f"evaluating on {len(test_idx)} test rows")
@@ -312,6 +341,28 @@ def train_classifier(X: pd.DataFrame, y: pd.Series, timestamps: pd.Series, *, mo
     test_pred = model.predict(X_test)
     test_proba = predict_proba_positive(model, X_test)
     predict_seconds = time.perf_counter() - t0
+    eval_folds = folds if use_timeseries_split else [(train_idx, test_idx)]
+    if not use_timeseries_split:
+        oof_proba = test_proba
+
+    report(0.8, "choosing the alert threshold and comparing with the volume/price rule on the evaluation rows")
+    t0 = time.perf_counter()
+    eval_idx = np.concatenate([test for _, test in eval_folds])
+
+    def operating_point(proba: np.ndarray) -> dict[str, Any]:
+        return choose_threshold(
+            proba, y_values[eval_idx], objective=threshold_objective,
+            max_false_alarms_per_coin_day=max_false_alarms_per_coin_day,
+            mints=None if mints_sorted is None else mints_sorted[eval_idx], timestamps=stamps[eval_idx],
+            horizon=horizon)
+
+    chosen = operating_point(oof_proba)
+    threshold_seconds = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    rule_comparison = rule_baseline_comparison(
+        X, y_values, eval_folds, (oof_proba > chosen["threshold"]).astype(int), stamps, mints_sorted, horizon,
+        model_type=model_type, threshold_for=lambda proba: operating_point(proba)["threshold"])
+    rule_seconds = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     test_change = None if change is None else change[test_idx]
@@ -326,9 +377,9 @@ def train_classifier(X: pd.DataFrame, y: pd.Series, timestamps: pd.Series, *, mo
     # every labelled row, so the newest part of the window (the most relevant data) trains it too.
     report(0.85, f"final fit of {model_type} on all {n} labelled rows")
     t0 = time.perf_counter()
-    X_all, y_all = (rebalance(X, y, random_state)[:2] if use_smote else (X, y))
+    X_all, y_all = (rebalance(X, y, random_state)[:2] if resample else (X, y))
     final = build_estimator(model_type, merged_params, random_state=random_state, n_jobs=n_jobs,
-                            n_samples=n).fit(X_all, y_all)
+                            n_samples=n).fit(X_all, y_all, **fit_params(np.arange(n)))
     final_fit_seconds = time.perf_counter() - t0
     report(1.0, f"trained {model_type}: test accuracy {metrics['accuracy']:.3f}, f1 {metrics['f1']:.3f}")
 
@@ -344,6 +395,8 @@ def train_classifier(X: pd.DataFrame, y: pd.Series, timestamps: pd.Series, *, mo
         feature_importance=importance,
         label_balance=_balance(y_values),
         resampling=resampling,
+        rule_baseline=rule_comparison,
+        operating_point=chosen,
         split={
             "kind": split_kind, "n_train": int(train_idx.size), "n_test": int(test_idx.size),
             "purged_rows": int(split_purged),
@@ -359,13 +412,21 @@ def train_classifier(X: pd.DataFrame, y: pd.Series, timestamps: pd.Series, *, mo
             "cv_seconds": cv_seconds, "resample_seconds": resample_seconds, "fit_seconds": fit_seconds,
             "final_fit_seconds": final_fit_seconds,
             "predict_seconds": predict_seconds, "evaluate_seconds": evaluate_seconds,
+            "threshold_seconds": threshold_seconds, "rule_baseline_seconds": rule_seconds,
             "total_seconds": time.perf_counter() - started,
         },
     )
 
 
-def _cross_validate(estimator, X, y, folds, purged, use_smote, random_state) -> dict[str, Any]:
-    """``cross_validate`` over the purged folds; resampling runs inside each fold's training part."""
+def _cross_validate(estimator, X, y, folds, purged, use_smote, random_state,
+                    fit_params: dict[str, Any]) -> tuple[dict[str, Any], np.ndarray]:
+    """``cross_validate`` over the purged folds; resampling runs inside each fold's training part.
+
+    ``fit_params`` go to the estimator's ``fit``; those as long as ``X`` are cut to each fold's rows.
+
+    Returns the scores and the out-of-fold probabilities of class 1: each fold's model on its test
+    part, the test parts concatenated in fold order (that is, in time order).
+    """
     from sklearn.metrics import f1_score, make_scorer, precision_score, recall_score
     from sklearn.model_selection import cross_validate
 
@@ -386,7 +447,9 @@ def _cross_validate(estimator, X, y, folds, purged, use_smote, random_state) -> 
         "recall": make_scorer(recall_score, zero_division=0),
     }
     raw = cross_validate(estimator, X, y, cv=folds, scoring=scoring, return_train_score=True,
-                         error_score="raise")
+                         return_estimator=True, error_score="raise", params=fit_params or None)
+    oof_proba = np.concatenate([predict_proba_positive(fitted, X.iloc[test_idx])
+                                for fitted, (_, test_idx) in zip(raw["estimator"], folds)])
     scores: dict[str, Any] = {
         "n_splits": len(folds),
         "purged_rows_per_fold": [int(p) for p in purged],
@@ -398,4 +461,67 @@ def _cross_validate(estimator, X, y, folds, purged, use_smote, random_state) -> 
             values = [float(v) for v in raw[f"{part}_{metric}"]]
             scores[f"{part}_{metric}"] = values
             scores[f"mean_{part}_{metric}"] = float(np.mean(values))
-    return scores
+    return scores, oof_proba
+
+
+def rule_baseline_comparison(X: pd.DataFrame, y: np.ndarray, folds: list[tuple[np.ndarray, np.ndarray]],
+                             model_pred: np.ndarray, timestamps: pd.DatetimeIndex, mints: np.ndarray | None,
+                             horizon: pd.Timedelta | None, *, model_type: str,
+                             threshold_for: Callable[[np.ndarray], float]) -> dict[str, Any]:
+    """The model against the volume/price rule (``RuleBaselineClassifier``) on the same evaluation rows.
+
+    For every (training part, test part) of ``folds`` the rule's k and p are grid-searched on the
+    raw (never resampled) training part (for event F1 at the event level) and it scores the test part; its alert threshold is then
+    ``threshold_for(its out-of-fold probabilities)``, the same choice the model's alerts
+    ``model_pred`` (on the test parts, concatenated in fold order) were made by, so both sides get
+    the same tuning. With a ``horizon`` and ``mints`` both
+    are scored at the event level (``ml.events.event_f1`` of ``label_event_report``: pumps caught before
+    the peak against alert-episode precision, events from these rows' own labels); otherwise by row F1.
+    ``applicable`` is False (with the ``reason``) when the inputs lack the rule's two features or the
+    model is the rule itself. Rows are sorted by time, as in ``train_classifier``.
+    """
+    from pump_orchestration.ml.rules import RuleBaselineClassifier
+
+    eval_idx = np.concatenate([test_idx for _, test_idx in folds])
+    event_level = horizon is not None and mints is not None
+    out: dict[str, Any] = {"level": "event" if event_level else "row", "score": "event_f1" if event_level else "f1",
+                           "rows": int(eval_idx.size), "model_score": None, "rule_score": None}
+    if model_type == "rule_baseline":
+        return {**out, "applicable": False, "reason": "the model is the rule baseline itself"}
+    rule_proba, thresholds = [], []
+    for train_idx, test_idx in folds:
+        events = ({"mints": mints[train_idx], "timestamps": timestamps[train_idx], "horizon": pd.Timedelta(horizon)}
+                  if event_level else {})
+        try:
+            rule = RuleBaselineClassifier().fit(X.iloc[train_idx], y[train_idx], **events)
+        except ValueError as exc:  # no volume_ratio_{w} / price_change_{w} among the inputs
+            return {**out, "applicable": False, "reason": str(exc)}
+        rule_proba.append(predict_proba_positive(rule, X.iloc[test_idx]))
+        thresholds.append({"k": rule.k_, "p": rule.p_})
+    rule_proba = np.concatenate(rule_proba)
+    rule_threshold = threshold_for(rule_proba)
+    rule_pred = (rule_proba > rule_threshold).astype(int)
+    labels = y[eval_idx]
+    if event_level and not labels.any():
+        return {**out, "applicable": False, "reason": "no pump event among the evaluation rows"}
+    if event_level:
+        from pump_orchestration.ml.events import event_f1, label_event_report
+
+        stamps = timestamps[eval_idx]
+        figures = {}
+        for who, alerts in (("model", model_pred), ("rule", rule_pred)):
+            report = label_event_report(mints[eval_idx], stamps, labels, alerts, pd.Timedelta(horizon))
+            figures[who] = {key: report[key] for key in (
+                "events", "detected_before_peak", "false_alert_episodes", "false_alerts_per_coin_day",
+                "episode_precision")}
+            figures[who]["event_f1"] = event_f1(report)
+    else:
+        from sklearn.metrics import f1_score
+
+        figures = {who: {"f1": float(f1_score(labels, alerts, zero_division=0))}
+                   for who, alerts in (("model", model_pred), ("rule", rule_pred))}
+    score = out["score"]
+    return {**out, "applicable": True, "reason": None, "model_score": figures["model"][score],
+            "rule_score": figures["rule"][score], "model": figures["model"], "rule": figures["rule"],
+            "rule_thresholds": thresholds, "rule_alert_threshold": rule_threshold,
+            "rule_features": list(rule.columns_)}

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -12,6 +11,7 @@ from pathlib import Path
 
 import dagster as dg
 import requests
+import yaml
 
 from pump_orchestration.testing import free_port
 
@@ -21,13 +21,18 @@ BIN = Path(sys.executable).parent
 
 
 def dagster_home(path: Path) -> Path:
-    """A DAGSTER_HOME holding the project's dagster.yaml, its storage already created.
+    """A DAGSTER_HOME holding the project's dagster.yaml with its storage moved under ``path``, already created.
 
-    Creating the storage here avoids the webserver and the daemon racing to create
-    the same SQLite schema when they start together.
+    The project's file puts storage under ./.dagster_home relative to where Dagster starts (the
+    checkout); a test keeps every other setting but its own storage. Creating the storage here
+    avoids the webserver and the daemon racing to create the same SQLite schema when they start together.
     """
     path.mkdir(parents=True, exist_ok=True)
-    shutil.copy(REPO / "dagster.yaml", path / "dagster.yaml")
+    config = yaml.safe_load((REPO / "dagster.yaml").read_text())
+    config["storage"]["sqlite"]["base_dir"] = str(path)
+    config["local_artifact_storage"]["config"]["base_dir"] = str(path)
+    config["compute_logs"]["config"]["base_dir"] = str(path / "storage")
+    (path / "dagster.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     with dg.DagsterInstance.from_config(str(path)) as instance:
         instance.get_runs_count()
     return path
@@ -47,8 +52,8 @@ def _wait_http(url: str, proc: subprocess.Popen, log: Path, timeout: float) -> N
 
 
 @contextmanager
-def _processes(commands: list[list[str]], env: dict[str, str], workdir: Path):
-    """Start ``commands`` in the checkout with ``env``, logs under ``workdir``; stop them (their groups) at exit."""
+def _processes(commands: list[list[str]], env: dict[str, str], workdir: Path, cwd: Path = REPO):
+    """Start ``commands`` in ``cwd`` (the checkout) with ``env``, logs under ``workdir``; stop them at exit."""
     full_env = {**os.environ, **env}
     procs: list[tuple[subprocess.Popen, Path]] = []
     handles = []
@@ -57,7 +62,7 @@ def _processes(commands: list[list[str]], env: dict[str, str], workdir: Path):
             log = workdir / f"{Path(cmd[0]).name}.log"
             handle = open(log, "a")
             handles.append(handle)
-            procs.append((subprocess.Popen(cmd, cwd=REPO, env=full_env, stdout=handle, stderr=subprocess.STDOUT,
+            procs.append((subprocess.Popen(cmd, cwd=cwd, env=full_env, stdout=handle, stderr=subprocess.STDOUT,
                                            start_new_session=True), log))
         yield procs
     finally:

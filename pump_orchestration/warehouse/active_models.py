@@ -1,7 +1,8 @@
 """Which models score live: activating ``ml_models`` rows into ``prediction_active_models`` and managing them.
 
 Activation refuses anything scoring could not rely on (a missing, deleted or unfinished model, an
-artifact that fails its SHA-256 or does not load, a failed blocking quality gate unless forced) and
+artifact that fails its SHA-256 or does not load, a failed blocking quality gate or activation gate such as
+``beats_rule_baseline`` (``ml.quality.ACTIVATION_GATES``) unless forced) and
 copies the verified artifact into the active-models directory, so scoring never depends on the
 training store. Every refusal is an ``ActivationError`` with one line naming the model and the reason.
 
@@ -21,6 +22,7 @@ import sqlalchemy as sa
 
 from pump_orchestration import settings
 from pump_orchestration.ml.model_store import ModelStore, atomic_write, sha256_file
+from pump_orchestration.ml.quality import ACTIVATION_GATES
 from pump_orchestration.vocabulary import DEFAULT_ALERT_THRESHOLD
 from pump_orchestration.warehouse import repository
 from pump_orchestration.warehouse.schema import prediction_active_models as active
@@ -48,8 +50,10 @@ def activate(engine: sa.Engine, model_ref: str, *, store: ModelStore, active_dir
     """Activate the ``ml_models`` row ``model_ref`` (id or name) for scoring and return its active row.
 
     ``store`` is a ``ModelStore`` (it verifies and loads the artifact); the verified copy is written
-    to ``active_dir``. An inactive row of the same model is re-activated (same id, fresh copy);
-    ``threshold`` and ``name`` update it when given. ``force`` overrides failed blocking gates only.
+    to ``active_dir``. Without ``threshold`` a new row alerts at :func:`default_threshold`. An inactive
+    row of the same model is re-activated (same id, fresh copy); ``threshold`` and ``name`` update it
+    when given. ``force`` overrides failed gates only (blocking ones
+    and ``ACTIVATION_GATES``); it never activates a FAILED, deleted or unverifiable model.
     """
     active_dir = Path(active_dir)
     copy: Path | None = None
@@ -67,9 +71,9 @@ def activate(engine: sa.Engine, model_ref: str, *, store: ModelStore, active_dir
             if name is not None:
                 name = _check_name(conn, label, name, row_id=existing["id"] if existing is not None else None)
             _verify_artifact(label, model, store)
-            failed = _failed_blocking_gates(model)
+            failed = _failed_gates(model)
             if failed and not force:
-                raise _refuse(label, f"failed blocking quality gate {failed}; pass force to activate anyway")
+                raise _refuse(label, f"failed quality gate {failed}; pass force to activate anyway")
             if existing is not None and existing["is_active"]:
                 raise ActivationError(f"model '{label}' is already active (active model id {existing['id']})")
 
@@ -81,7 +85,7 @@ def activate(engine: sa.Engine, model_ref: str, *, store: ModelStore, active_dir
             if name is not None:
                 values["custom_name"] = name
             if existing is None:
-                values.setdefault("alert_threshold", DEFAULT_ALERT_THRESHOLD)
+                values.setdefault("alert_threshold", default_threshold(model))
                 row_id = _insert_row(conn, label, {"model_id": model["id"], **values})
             else:
                 row_id = existing["id"]
@@ -94,6 +98,13 @@ def activate(engine: sa.Engine, model_ref: str, *, store: ModelStore, active_dir
     if existing is not None:
         _remove_copy(Path(existing["local_model_path"]), active_dir)  # the copy the inactive row pointed to
     return row
+
+
+def default_threshold(model: dict) -> float:
+    """The alert threshold a model is activated with when none is given: the operating point chosen at
+    training (``ml_models.alert_threshold``), or ``DEFAULT_ALERT_THRESHOLD`` for models stored before it."""
+    chosen = model.get("alert_threshold")
+    return DEFAULT_ALERT_THRESHOLD if chosen is None else float(chosen)
 
 
 def _find_model(conn: sa.Connection, ref: str) -> dict:
@@ -138,11 +149,12 @@ def _verify_artifact(label: str, model: dict, store: ModelStore) -> None:
         raise _refuse(label, str(exc) or type(exc).__name__) from None
 
 
-def _failed_blocking_gates(model: dict) -> str:
-    """The failed blocking gates of ``params["_checks"]`` as ``name (description)``, comma separated."""
+def _failed_gates(model: dict) -> str:
+    """The failed gates of ``params["_checks"]`` that keep a model from scoring (blocking ones and
+    ``ACTIVATION_GATES``) as ``name (description)``, comma separated."""
     checks = (model["params"] or {}).get("_checks") or {}
     return ", ".join(f"{gate} ({check.get('description', '')})" for gate, check in checks.items()
-                     if check.get("blocking") and not check.get("passed"))
+                     if (check.get("blocking") or gate in ACTIVATION_GATES) and not check.get("passed"))
 
 
 def _copy_artifact(label: str, model: dict, active_dir: Path) -> Path:

@@ -1,9 +1,10 @@
 """Read (streamed, uncapped) and bulk-write the ``coin_metrics`` source table.
 
 Reads build the SELECT from bare column names rather than from ``schema.coin_metrics``: the
-tracker's real table may have other types (NUMERIC, timestamp without zone) or extra columns,
-and skipping per-value type processing keeps million-row loads fast. Values are converted to
-compact dtypes once per chunk instead.
+tracker's real table may have other types (NUMERIC, timestamp without zone) or extra columns.
+On PostgreSQL the SELECT runs through ADBC's driver (``adbc-driver-postgresql``: binary COPY decoded
+into Arrow in C++, no Python object per value; measured in ``benchmarks/README.md``); the embedded
+SQLite warehouse streams rows through a cursor and converts them to compact dtypes once per chunk.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import sqlalchemy as sa
 
 from pump_orchestration import settings
@@ -60,10 +62,10 @@ def load_coin_metrics(
     """Load ``coin_metrics`` rows with ``start <= timestamp < end``, without any row cap.
 
     ``columns``: columns to load besides ``mint`` and ``timestamp`` (always first); None = all.
-    ``phases`` filters on ``phase_id_at_time``, ``mints`` on ``mint``. Rows are streamed in
-    chunks of ``chunk_rows`` (default ``settings.load_chunk_rows()``; a server-side cursor on
-    PostgreSQL) and each chunk is converted to compact columns at once, so Python row objects
-    never exist for more than one chunk (peak memory is about twice the final frame).
+    ``phases`` filters on ``phase_id_at_time``, ``mints`` on ``mint``. Rows arrive in
+    chunks of ``chunk_rows`` (default ``settings.load_chunk_rows()``), each converted to columns
+    at once: Arrow record batches on PostgreSQL (about ``chunk_rows`` rows each: ADBC sizes them in
+    bytes), cursor rows on SQLite, so Python row objects never exist for more than one chunk.
 
     Returns a frame sorted by (timestamp, mint) with ``timestamp`` tz-aware UTC, numeric columns
     float64 and ``is_koth`` bool (pandas ``boolean`` if it holds NULLs). ``df.attrs`` carries
@@ -96,18 +98,70 @@ def load_coin_metrics(
     if mints is not None:
         query = query.where(source.c.mint.in_(list(mints)))
 
-    frames: list[pd.DataFrame] = []
-    with engine.connect() as conn:
-        result = conn.execution_options(stream_results=True, yield_per=chunk_rows).execute(query)
-        for rows in result.partitions():
-            frames.append(_chunk_frame(rows, names))
-    df = pd.concat(frames, ignore_index=True) if frames else _chunk_frame([], names)
+    if is_postgres(engine):
+        df, chunks = _arrow_frame(engine, query, names, chunk_rows)
+    else:
+        with engine.connect() as conn:
+            result = conn.execution_options(stream_results=True, yield_per=chunk_rows).execute(query)
+            frames = [_chunk_frame(rows, names) for rows in result.partitions()]
+        df = pd.concat(frames, ignore_index=True) if frames else _chunk_frame([], names)
+        chunks = len(frames)
     for c in _BOOL_COLUMNS.intersection(value_columns):
         # Chunks may differ (bool vs NULL-bearing "boolean"); decide once for the whole frame.
         df[c] = _bool_column(df[c])
     df.attrs["rows_loaded"] = len(df)
-    df.attrs["chunks"] = len(frames)
+    df.attrs["chunks"] = chunks
     return df
+
+
+#: Bytes of a mint (44 base58 characters and an offset), for turning ``chunk_rows`` into ADBC's byte-sized batches.
+_MINT_BYTES = 48
+
+
+def _arrow_frame(engine: sa.Engine, query: sa.Select, names: Sequence[str],
+                 chunk_rows: int) -> tuple[pd.DataFrame, int]:
+    """Run ``query`` through ADBC's PostgreSQL driver (binary ``COPY``) and return it as pandas columns.
+
+    No Python object per value: libpq's binary rows are decoded into Arrow record batches of about
+    ``chunk_rows`` rows in C++, and the batches become pandas columns once (``self_destruct`` frees
+    each Arrow column as it is converted, so the rows are not held twice). Values are cast to float8
+    on the server (a NUMERIC or integer column of the tracker loads as float64, as in the row path);
+    timestamps travel as binary microseconds, and a column without a zone counts as UTC.
+    """
+    import adbc_driver_postgresql.dbapi as adbc
+
+    select_list = []
+    for col in query.selected_columns:
+        if col.name not in KEY_COLUMNS and col.name not in _BOOL_COLUMNS:
+            col = sa.cast(col, sa.Float(precision=53)).label(col.name)
+        select_list.append(col)
+    arrow_query = query.with_only_columns(*select_list, maintain_column_froms=True)
+    # ADBC takes SQL text: psycopg2 renders the parameters, with its quoting.
+    compiled = arrow_query.compile(dialect=engine.dialect, compile_kwargs={"render_postcompile": True})
+    with engine.connect() as conn:
+        cursor = conn.connection.driver_connection.cursor()
+        try:
+            sql = cursor.mogrify(str(compiled), compiled.params).decode()
+        finally:
+            cursor.close()
+    with adbc.connect(engine.url.set(drivername="postgresql").render_as_string(hide_password=False)) as conn:
+        with conn.cursor() as cursor:
+            # A zone-less column compares with the window bounds in the session zone: make it UTC.
+            cursor.execute("SET TIME ZONE 'UTC'")
+            cursor.adbc_statement.set_options(
+                **{"adbc.postgresql.batch_size_hint_bytes": str(max(1, chunk_rows) * (8 * len(names) + _MINT_BYTES))})
+            cursor.execute(sql)
+            reader = cursor.fetch_record_batch()
+            batches = [batch for batch in reader if batch.num_rows]
+    if not batches:
+        return _chunk_frame([], names), 0
+    table = pa.Table.from_batches(batches)
+    chunks = len(batches)
+    batches.clear()
+    # timestamptz arrives as UTC instants; a zone-less column keeps its wall-clock value, which is UTC.
+    stamps = table.column("timestamp").cast(pa.timestamp("ns", tz="UTC"))
+    table = table.set_column(list(names).index("timestamp"), "timestamp", stamps)
+    return table.to_pandas(self_destruct=True, split_blocks=True), chunks
 
 
 def _chunk_frame(rows: Sequence[Sequence], names: Sequence[str]) -> pd.DataFrame:

@@ -23,10 +23,35 @@ def _insert(conn: sa.Connection, table: sa.Table, values: dict) -> int:
 def insert_model(conn: sa.Connection, values: dict) -> int:
     """Insert one ``ml_models`` row and return its id.
 
-    Raises ``ValueError`` for keys that are not ``ml_models`` columns, and the driver's
-    ``IntegrityError`` for a duplicate name or a violated CHECK constraint.
+    A FAILED model holding the same name gives it up first (``release_failed_name``), in the
+    same transaction. Raises ``ValueError`` for keys that are not ``ml_models`` columns, and the
+    driver's ``IntegrityError`` for a name held by a model that did not fail or a violated CHECK constraint.
     """
+    if "name" in values:
+        release_failed_name(conn, values["name"])
     return _insert(conn, ml_models, values)
+
+
+def failed_model_name(name: str, model_id: int) -> str:
+    """The name a FAILED model is renamed to when its name is reused: ``<name>__failed_<id>``."""
+    suffix = f"__failed_{model_id}"
+    return name[: ml_models.c.name.type.length - len(suffix)] + suffix
+
+
+def release_failed_name(conn: sa.Connection, name: str) -> int | None:
+    """Rename the FAILED model named ``name`` (if any) to ``failed_model_name``; return its id.
+
+    Names of failed models are not used up: retrying a request under the same name is the normal
+    next step after a failed quality gate. The failed row, its artifact, metrics and error stay,
+    under the new name, and everything refers to it by id.
+    """
+    row = conn.execute(sa.select(ml_models.c.id).where(ml_models.c.name == name,
+                                                       ml_models.c.status == "FAILED")).first()
+    if row is None:
+        return None
+    conn.execute(ml_models.update().where(ml_models.c.id == row.id)
+                 .values(name=failed_model_name(name, row.id)))
+    return int(row.id)
 
 
 def insert_test_result(conn: sa.Connection, values: dict) -> int:
@@ -62,8 +87,11 @@ def get_model(conn: sa.Connection, model_id: int | None = None, name: str | None
 
 
 def model_name_exists(conn: sa.Connection, name: str) -> bool:
-    """True when an ``ml_models`` row (soft-deleted ones included: names stay unique) has ``name``."""
-    query = sa.select(sa.literal(1)).where(ml_models.c.name == name).limit(1)
+    """True when a model that did not fail holds ``name`` (soft-deleted ones included: their names stay used).
+
+    A FAILED model's name is free: ``insert_model`` renames the failed row when the name is reused.
+    """
+    query = sa.select(sa.literal(1)).where(ml_models.c.name == name, ml_models.c.status != "FAILED").limit(1)
     return conn.execute(query).first() is not None
 
 

@@ -165,6 +165,8 @@ ml_models = sa.Table(
     sa.Column("cv_scores", JsonType),
     sa.Column("cv_overfitting_gap", sa.Float()),
     sa.Column("feature_importance", JsonType),
+    # The operating point chosen on out-of-fold predictions (ml.metrics.choose_threshold); NULL for older models.
+    sa.Column("alert_threshold", sa.Float()),
     sa.Column("model_file_path", sa.Text()),
     sa.Column("model_sha256", sa.String(64)),
     sa.Column("error_msg", sa.Text()),
@@ -219,6 +221,8 @@ ml_test_results = sa.Table(
     sa.Column("test_duration_days", sa.Float()),
     # Pumps detected before the peak, delays, false-alert episodes per coin-day (ml.events); NULL for threshold targets.
     sa.Column("event_metrics", JsonType),
+    # The alert threshold the class and event figures were computed at (the model's, or the one asked for).
+    sa.Column("alert_threshold", sa.Float()),
     _created_at(),
     sa.CheckConstraint("test_start < test_end", name="chk_test_results_window"),
     sa.Index("idx_test_results_model", "model_id"),

@@ -233,9 +233,24 @@ def test_every_metric_equals_sklearn_on_the_scored_rows(model_a, frame):
     # Predictions come from the model's own inputs, in its stored feature order.
     X, _ = build_feature_matrix(frame, model_a.feature_spec)
     X = X.loc[scored.index, model_a.feature_names]
-    assert np.array_equal(pred, model_a.estimator.predict(X))
     assert np.allclose(proba, model_a.estimator.predict_proba(X)[:, 1])
+    # Positive = probability above the model's operating point, as live scoring alerts.
+    assert row["alert_threshold"] == model_a.alert_threshold == scored.threshold
+    assert np.array_equal(pred, (model_a.estimator.predict_proba(X)[:, 1] > model_a.alert_threshold).astype(int))
     assert scored.timestamps.between(TRAIN_END, TEST_END, inclusive="left").all()
+
+
+def test_a_report_at_a_threshold_the_user_asks_for(model_a, frame):
+    scored = score_rows(model_a, frame, TRAIN_END, TEST_END)
+    for threshold in (0.2, 0.9):
+        row = evaluate_model(model_a, frame, TRAIN_END, TEST_END, threshold=threshold)
+        pred = (scored.proba > threshold).astype(int)
+        assert row["alert_threshold"] == threshold
+        assert row["f1_score"] == pytest.approx(f1_score(scored.y_true, pred, zero_division=0))
+        assert row["event_metrics"]["alerts"] == int(pred.sum())
+        assert row["roc_auc"] == pytest.approx(roc_auc_score(scored.y_true, scored.proba))  # threshold-free
+    with pytest.raises(ValueError, match=r"threshold: must be a probability within \[0, 1\]"):
+        evaluate_model(model_a, frame, TRAIN_END, TEST_END, threshold=1.5)
 
 
 def test_test_row_has_exactly_the_ml_test_results_columns_as_plain_values(model_a, frame):
@@ -320,6 +335,7 @@ def test_model_from_row_and_artifact_equals_model_from_training(trained, model_a
     assert (from_row.feature_names, from_row.train_metrics, from_row.fee_pct) == (
         model_a.feature_names, model_a.train_metrics, model_a.fee_pct)
     assert (from_row.train_start, from_row.train_end) == (T0, TRAIN_END)
+    assert from_row.alert_threshold == model_a.alert_threshold == row["alert_threshold"]
     assert evaluate_model(from_row, frame, TRAIN_END, TEST_END) == evaluate_model(model_a, frame, TRAIN_END, TEST_END)
 
     # An artifact without metadata falls back to the row's columns and params["_request"].

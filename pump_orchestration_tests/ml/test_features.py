@@ -302,3 +302,15 @@ def test_bad_keys_are_rejected(change, message):
 def test_bad_windows_are_rejected(windows):
     with pytest.raises(ValueError, match="windows"):
         engineered_feature_names(windows)
+
+
+@settings(max_examples=20, deadline=None)
+@given(coin_frames())
+def test_computing_into_a_given_block_gives_the_same_values_without_a_copy(df):
+    expected = engineer_features(df, windows=(5, 15))
+    block = np.full((len(expected.columns), len(df)), -1.0)
+    into = engineer_features(df, windows=(5, 15), out=block)
+    pd.testing.assert_frame_equal(into, expected)
+    assert len(df) == 0 or np.shares_memory(into.to_numpy(), block)
+    with pytest.raises(ValueError, match="out: expected a float64 array"):
+        engineer_features(df, windows=(5, 15), out=np.empty((len(expected.columns) + 1, len(df))))

@@ -111,3 +111,54 @@ def test_feature_importance_mlp_uses_permutation(data):
     with pytest.raises(ValueError, match="pass X and y"):
         feature_importance(model, list(X.columns))
     _check(feature_importance(model, list(X.columns), X, y), X.columns)
+
+
+def _scored_rows(seed=0, coins=4, n=400, noise=0.6):
+    """Coins with a row a minute, 3-row pumps, and probabilities that rise on pumps with noise."""
+    rng = np.random.default_rng(seed)
+    mints, stamps, labels, proba = [], [], [], []
+    for c in range(coins):
+        y = np.zeros(n, dtype=int)
+        for start in rng.choice(np.arange(5, n - 5, 20), size=6, replace=False):
+            y[start:start + 3] = 1
+        mints += [f"coin{c}"] * n
+        stamps += list(pd.date_range("2025-09-01", periods=n, freq="1min", tz="UTC") + pd.Timedelta(seconds=7 * c))
+        labels += y.tolist()
+        proba += np.clip(0.45 * y + rng.uniform(0, noise, n), 0, 1).tolist()
+    return np.array(mints), pd.DatetimeIndex(stamps), np.array(labels), np.array(proba)
+
+
+@pytest.mark.parametrize("limit, noise, met", [(0.5, 0.6, True), (5.0, 0.6, True), (0.5, 1.0, False),
+                                               (40.0, 1.0, True)])
+def test_the_event_operating_point_is_the_brute_force_best_within_the_false_alarm_limit(limit, noise, met):
+    from pump_orchestration.ml.events import label_event_report
+    from pump_orchestration.ml.metrics import THRESHOLD_GRID, choose_threshold
+
+    mints, stamps, labels, proba = _scored_rows(noise=noise)
+    horizon = pd.Timedelta("2min")
+    chosen = choose_threshold(proba, labels, objective="max_events_within_false_alarms",
+                              max_false_alarms_per_coin_day=limit, mints=mints, timestamps=stamps, horizon=horizon)
+    reports = {t: label_event_report(mints, stamps, labels, (proba > t).astype(int), horizon) for t in THRESHOLD_GRID}
+    allowed = [t for t, r in reports.items() if r["false_alerts_per_coin_day"] <= limit]
+    if allowed:
+        best = max(allowed, key=lambda t: (reports[t]["detected_before_peak"], -reports[t]["false_alert_episodes"], t))
+    else:
+        best = min(reports, key=lambda t: (reports[t]["false_alert_episodes"], -t))
+    assert chosen["threshold"] == best and chosen["constraint_met"] == bool(allowed) == met
+    assert chosen["used"] == "max_events_within_false_alarms" and len(chosen["candidates"]) == len(THRESHOLD_GRID)
+    assert chosen["at_threshold"]["detected_before_peak"] == reports[best]["detected_before_peak"]
+
+
+def test_f1_and_none_operating_points_and_the_fallback_without_events():
+    from pump_orchestration.ml.metrics import THRESHOLD_GRID, choose_threshold
+
+    mints, stamps, labels, proba = _scored_rows(seed=1)
+    f1s = {t: f1_score(labels, (proba > t).astype(int), zero_division=0) for t in THRESHOLD_GRID}
+    best = max(f1s, key=lambda t: (f1s[t], t))
+    assert choose_threshold(proba, labels, objective="f1", max_false_alarms_per_coin_day=1.0)["threshold"] == best
+    # A classic target has no events: the event objective falls back to F1 and says so.
+    fallback = choose_threshold(proba, labels, objective="max_events_within_false_alarms",
+                                max_false_alarms_per_coin_day=1.0)
+    assert (fallback["used"], fallback["threshold"], fallback["constraint_met"]) == ("f1", best, None)
+    fixed = choose_threshold(proba, labels, objective="none", max_false_alarms_per_coin_day=1.0)
+    assert fixed["threshold"] == 0.5 and [c["threshold"] for c in fixed["candidates"]] == [0.5]

@@ -1,7 +1,15 @@
 import numpy as np
+import pandas as pd
 import pytest
 
-from pump_orchestration.ml.models import RF_BOOTSTRAP_ROWS, accepted_params, build_estimator, validate_params
+from pump_orchestration.ml import models
+from pump_orchestration.ml.models import (
+    RF_BOOTSTRAP_ROWS,
+    accepted_params,
+    available_cores,
+    build_estimator,
+    validate_params,
+)
 from pump_orchestration.vocabulary import DEFAULT_MODEL_PARAMS, MODEL_TYPES
 
 SMALL = {
@@ -10,6 +18,7 @@ SMALL = {
     "gradient_boosting": {"n_estimators": 5},
     "logistic_regression": {},
     "neural_network": {"hidden_layers": [8], "max_iter": 300},
+    "rule_baseline": {"p_grid": [0.01, 1.0]},
 }
 
 
@@ -17,8 +26,10 @@ SMALL = {
 def tiny():
     rng = np.random.default_rng(1)
     X = rng.normal(size=(80, 3))
+    X[:, 1] = 5 + np.abs(X[:, 1])  # a volume ratio the rule's smallest k (2) always passes
     y = (X[:, 0] > 0).astype(int)
-    return X, y
+    # Named like engineered features, which the rule baseline reads by name.
+    return pd.DataFrame(X, columns=["price_change_5", "volume_ratio_15", "other"]), y
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -36,7 +47,7 @@ def test_defaults_are_merged_and_overridden():
     merged = validate_params("random_forest", {"max_depth": 3, "min_samples_leaf": 4})
     assert merged == {"n_estimators": 100, "max_depth": 3, "min_samples_split": 2, "min_samples_leaf": 4}
     model = build_estimator("random_forest", {"max_depth": 3})
-    assert (model.n_estimators, model.max_depth, model.random_state, model.n_jobs) == (100, 3, 42, -1)
+    assert (model.n_estimators, model.max_depth, model.random_state, model.n_jobs) == (100, 3, 42, available_cores())
 
 
 def test_model_specific_construction():
@@ -102,3 +113,18 @@ def test_random_forest_bootstrap_is_bounded_on_large_inputs():
     assert build_estimator("random_forest", {"max_samples": 0.9}, n_samples=10**6).max_samples == 0.9
     assert build_estimator("random_forest", {"bootstrap": False}, n_samples=10**6).max_samples is None
     assert build_estimator("random_forest", n_jobs=2).n_jobs == 2
+
+
+def test_thread_count_follows_affinity_and_cgroup_quota(monkeypatch, tmp_path):
+    monkeypatch.setattr(models.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    monkeypatch.setattr(models, "CGROUP_CPU_MAX", tmp_path / "missing")
+    assert available_cores() == 4
+    quota = tmp_path / "cpu.max"
+    monkeypatch.setattr(models, "CGROUP_CPU_MAX", quota)
+    for text, cores in (("max 100000", 4), ("250000 100000", 2), ("50000 100000", 1), ("800000 100000", 4)):
+        quota.write_text(text)
+        assert available_cores() == cores
+    quota.write_text("150000 100000")
+    assert build_estimator("xgboost").n_jobs == 1 and build_estimator("random_forest").n_jobs == 1
+    assert build_estimator("xgboost", n_jobs=3).n_jobs == 3
+    assert build_estimator("xgboost", {"n_jobs": 2}, n_jobs=3).n_jobs == 2  # the request's params win

@@ -40,6 +40,8 @@ def test_valid_request_passes():
         ({"direction": "sideways"}, "direction", "up, down"),
         ({"label_mode": "avg"}, "label_mode", "end, within"),
         ({"cv_splits": 1}, "cv_splits", ">= 2"),
+        ({"n_jobs": 0}, "n_jobs", ">= 1"),
+        ({"n_jobs": True}, "n_jobs", ">= 1"),
         ({"use_time_based_prediction": False, "target_operator": "!=", "target_value": 1.0}, "target_operator", ">="),
         ({"use_time_based_prediction": False, "target_operator": ">", "target_value": None}, "target_value", "required"),
         ({"params": {"n_estimatorz": 5}}, "params", "n_estimatorz"),
@@ -51,6 +53,10 @@ def test_valid_request_passes():
         ({"target_var": "market_cap_close"}, "target_var", "market_cap_close"),
         ({"phases": (1, 9)}, "phases", "[9]"),
         ({"features": (), "use_engineered_features": False}, "features", "no model inputs"),
+        ({"threshold_objective": "precision"}, "threshold_objective", "max_events_within_false_alarms, f1, none"),
+        ({"max_false_alarms_per_coin_day": 0}, "max_false_alarms_per_coin_day", "> 0"),
+        ({"max_false_alarms_per_coin_day": True}, "max_false_alarms_per_coin_day", "> 0"),
+        ({"model_type": "rule_baseline", "use_engineered_features": False}, "model_type", "use_engineered_features"),
     ],
 )
 def test_bad_field_is_named_with_allowed_values(changes, field, needle):

@@ -22,6 +22,8 @@ FAST = {
     "gradient_boosting": {"n_estimators": 10},
     "logistic_regression": {},
     "neural_network": {"hidden_layers": [8], "max_iter": 100},
+    # The test data has no engineered columns: point the rule at the one informative feature.
+    "rule_baseline": {"volume_feature": "signal", "price_feature": "signal"},
 }
 
 
@@ -237,3 +239,86 @@ def test_the_stored_model_is_fitted_on_every_row_and_the_estimate_on_the_trainin
     np.testing.assert_allclose(result.estimator.predict_proba(X), final.predict_proba(X))
     assert not np.allclose(estimate.predict_proba(X), final.predict_proba(X))
     assert result.split["final_fit"]["rows"] == 400 and result.timings["final_fit_seconds"] > 0
+
+
+def _pumps(n=300, every=30, quiet_every=2):
+    """One coin, a row a minute; 3-row pumps every ``every`` rows, every ``quiet_every``-th without a volume burst."""
+    y = np.zeros(n, dtype=int)
+    X = pd.DataFrame({"volume_ratio_15": np.ones(n), "price_change_5": np.zeros(n), "noise": np.zeros(n)})
+    for number, start in enumerate(range(10, n - 3, every)):
+        y[start:start + 3] = 1
+        X.loc[start:start + 2, "price_change_5"] = 5.0
+        X.loc[start:start + 2, "volume_ratio_15"] = 1.0 if number % quiet_every else 10.0
+    return X, y, pd.date_range("2025-09-01", periods=n, freq="1min", tz="UTC"), np.array(["a"] * n)
+
+
+FOLDS = [(np.arange(0, 100), np.arange(100, 200)), (np.arange(0, 200), np.arange(200, 300))]
+
+
+def AT_HALF(proba):  # noqa: N802 - the operating point of objective "none"
+    return 0.5
+
+
+def test_rule_comparison_counts_pumps_on_the_test_parts_with_rules_fitted_on_the_training_parts():
+    from pump_orchestration.ml.training import rule_baseline_comparison
+
+    X, y, ts, mints = _pumps()
+    test_rows = np.arange(100, 300)
+    compare = lambda pred, X=X: rule_baseline_comparison(  # noqa: E731
+        X, y, FOLDS, pred, ts, mints, pd.Timedelta("2min"), model_type="xgboost", threshold_for=AT_HALF)
+    perfect = compare(y[test_rows])
+    # Half the pumps have no volume burst: the rule (volume and price) catches the other half, the model all.
+    assert perfect["level"] == "event" and perfect["applicable"] and perfect["rows"] == 200
+    assert perfect["model"]["events"] == perfect["rule"]["events"] == 7
+    assert perfect["model"]["detected_before_peak"] == 7 and perfect["rule"]["detected_before_peak"] in (3, 4)
+    assert perfect["model_score"] == 1.0 and perfect["model_score"] > perfect["rule_score"]
+    silent = compare(np.zeros(200, dtype=int))
+    assert silent["model_score"] == 0.0 and silent["rule_score"] == perfect["rule_score"]
+    # The rule's thresholds come from the training parts only: scrambling the last test part changes nothing.
+    scrambled = X.copy()
+    scrambled.iloc[200:] = scrambled.iloc[200:].sample(frac=1, random_state=0).to_numpy()
+    assert compare(y[test_rows], scrambled)["rule_thresholds"] == perfect["rule_thresholds"]
+
+
+def test_rule_comparison_falls_back_to_rows_or_declines():
+    from pump_orchestration.ml.training import rule_baseline_comparison
+
+    X, y, ts, mints = _pumps()
+    rows = rule_baseline_comparison(X, y, FOLDS, y[100:], ts, None, pd.Timedelta("2min"), model_type="xgboost",
+                                    threshold_for=AT_HALF)
+    assert rows["level"] == "row" and rows["model_score"] == 1.0 and rows["rule_score"] < 1.0
+    itself = rule_baseline_comparison(X, y, FOLDS, y[100:], ts, mints, None, model_type="rule_baseline",
+                                      threshold_for=AT_HALF)
+    assert not itself["applicable"] and itself["reason"] == "the model is the rule baseline itself"
+    blind = rule_baseline_comparison(X[["noise"]], y, FOLDS, y[100:], ts, mints, pd.Timedelta("2min"),
+                                     model_type="xgboost", threshold_for=AT_HALF)
+    assert not blind["applicable"] and "volume_ratio_{w}" in blind["reason"]
+
+
+def test_the_rule_gate_is_recorded_and_does_not_block():
+    from pump_orchestration.ml.quality import ACTIVATION_GATES, model_checks
+
+    X, y, ts, mints = _pumps()
+    X["noise"] = np.random.default_rng(0).normal(size=len(X))
+    result = fit(X, pd.Series(y), pd.Series(ts), mints=pd.Series(mints), horizon=pd.Timedelta("2min"),
+                 use_smote=False)
+    comparison = result.rule_baseline
+    assert comparison["applicable"] and comparison["level"] == "event"
+    assert comparison["rows"] == sum(result.cv_scores["test_rows_per_fold"])
+    gate = {c.name: c for c in model_checks(result.metrics, result.cv_overfitting_gap, comparison)}
+    rule_gate = gate["beats_rule_baseline"]
+    assert not rule_gate.blocking and "beats_rule_baseline" in ACTIVATION_GATES
+    assert rule_gate.passed == (comparison["model_score"] > comparison["rule_score"])
+    assert "rule_baseline_seconds" in result.timings
+
+
+def test_the_rule_baseline_model_type_fits_on_raw_rows_for_pumps_caught():
+    X, y, ts, mints = _pumps()
+    result = fit(X, pd.Series(y), pd.Series(ts), model_type="rule_baseline", params={}, mints=pd.Series(mints),
+                 horizon=pd.Timedelta("2min"))  # use_smote stays on: the rule ignores it, and says why
+    assert not result.resampling["applied"] and "raw rows" in result.resampling["reason"]
+    rule = result.estimator
+    # Only the pumps with a volume burst (10x) can be caught; the event fit finds bars below both jumps.
+    assert rule.columns_ == ("volume_ratio_15", "price_change_5") and rule.k_ < 10 and rule.p_ < 5
+    assert rule.predict(X).sum() == int(((X["volume_ratio_15"] > rule.k_) & (X["price_change_5"] > rule.p_)).sum())
+    assert not result.rule_baseline["applicable"]

@@ -21,10 +21,13 @@ PASSED_GATES = {
     "no_severe_overfitting": {"passed": False, "blocking": False, "description": "gap 0.2 (limit 0.1)"},
 }
 FAILED_GATE = {"beats_majority_baseline": {"passed": False, "blocking": True, "description": "ROC-AUC 0.450 vs 0.5"}}
+FAILED_RULE_GATE = {"beats_rule_baseline": {"passed": False, "blocking": False,
+                                            "description": "event_f1: model 0.100 vs rule 0.300"}}
 
 
 def insert_model_with_artifact(engine: sa.Engine, models_dir: Path, name: str = "m1", *, status: str = "READY",
-                               checks: dict | None = None, is_deleted: bool = False) -> dict:
+                               checks: dict | None = None, is_deleted: bool = False,
+                               alert_threshold: float | None = None) -> dict:
     """A tiny fitted LogisticRegression saved in ``models_dir`` and its ``ml_models`` row; returns the row."""
     from sklearn.linear_model import LogisticRegression
 
@@ -39,6 +42,7 @@ def insert_model_with_artifact(engine: sa.Engine, models_dir: Path, name: str = 
             "train_start": T0, "train_end": T0 + dt.timedelta(days=1), "features": FEATURES, "phases": [1, 2],
             "params": {"C": 1.0, "_checks": PASSED_GATES if checks is None else checks},
             "model_file_path": stored.path, "model_sha256": stored.sha256, "is_deleted": is_deleted,
+            "alert_threshold": alert_threshold,
         })
         return repository.get_model(conn, model_id=model_id)
 
@@ -98,6 +102,14 @@ def test_activate_writes_the_row_and_a_verified_copy(warehouse_engine, tmp_path,
     assert active_models.list_active_models(warehouse_engine) == [row]
 
 
+def test_activation_defaults_to_the_operating_point_chosen_at_training(warehouse_engine, tmp_path, store,
+                                                                      active_dir):
+    insert_model_with_artifact(warehouse_engine, tmp_path / "models", "chosen", alert_threshold=0.35)
+    insert_model_with_artifact(warehouse_engine, tmp_path / "models", "asked", alert_threshold=0.35)
+    assert _activate(warehouse_engine, "chosen", store, active_dir)["alert_threshold"] == 0.35
+    assert _activate(warehouse_engine, "asked", store, active_dir, threshold=0.9)["alert_threshold"] == 0.9
+
+
 def test_activate_by_name_with_threshold_and_custom_name(warehouse_engine, tmp_path, store, active_dir):
     insert_model_with_artifact(warehouse_engine, tmp_path / "models")
     row = _activate(warehouse_engine, "m1", store, active_dir, threshold=0.55, name="Pump alert")
@@ -128,11 +140,15 @@ def test_a_threshold_outside_zero_one_is_refused(warehouse_engine, tmp_path, sto
              f"model 'm1': alert threshold {threshold} is not within [0, 1]")
 
 
-def test_a_failed_blocking_gate_is_refused_unless_forced(warehouse_engine, tmp_path, store, active_dir):
-    insert_model_with_artifact(warehouse_engine, tmp_path / "models", checks=FAILED_GATE)
+@pytest.mark.parametrize("checks, gate", [
+    (FAILED_GATE, "beats_majority_baseline (ROC-AUC 0.450 vs 0.5)"),
+    # Not blocking (the model stays READY), but an activation gate.
+    ({**PASSED_GATES, **FAILED_RULE_GATE}, "beats_rule_baseline (event_f1: model 0.100 vs rule 0.300)"),
+])
+def test_a_failed_gate_is_refused_unless_forced(warehouse_engine, tmp_path, store, active_dir, checks, gate):
+    insert_model_with_artifact(warehouse_engine, tmp_path / "models", checks=checks)
     _refused(warehouse_engine, active_dir, lambda: _activate(warehouse_engine, "m1", store, active_dir),
-             "model 'm1': failed blocking quality gate beats_majority_baseline (ROC-AUC 0.450 vs 0.5); "
-             "pass force to activate anyway")
+             f"model 'm1': failed quality gate {gate}; pass force to activate anyway")
     row = _activate(warehouse_engine, "m1", store, active_dir, force=True)
     assert row["is_active"] and _row_count(warehouse_engine) == 1
 

@@ -7,6 +7,7 @@ import pytest
 import sqlalchemy as sa
 
 from pump_orchestration.warehouse.repository import (
+    failed_model_name,
     get_model,
     get_model_type_defaults,
     insert_model,
@@ -90,3 +91,24 @@ def test_list_models(warehouse_engine):
         assert [m["id"] for m in list_models(conn, status="READY")] == [ready]
         assert {m["id"] for m in list_models(conn, include_deleted=True)} == {ready, failed, gone}
         assert list_models(conn, status="FAILED")[0]["error_msg"] == "boom"
+
+
+def test_a_failed_models_name_is_free_and_its_row_kept_under_a_new_name(warehouse_engine):
+    with warehouse_engine.begin() as conn:
+        failed = insert_model(conn, _values("PumpDetector_v1", status="FAILED", error_msg="gate failed"))
+        assert not model_name_exists(conn, "PumpDetector_v1")
+        retry = insert_model(conn, _values("PumpDetector_v1"))
+        # A model that did not fail keeps its name, soft-deleted or not.
+        assert model_name_exists(conn, "PumpDetector_v1")
+        with pytest.raises(sa.exc.IntegrityError), conn.begin_nested():
+            insert_model(conn, _values("PumpDetector_v1", status="FAILED"))
+    with warehouse_engine.connect() as conn:
+        assert get_model(conn, name="PumpDetector_v1")["id"] == retry
+        old = get_model(conn, model_id=failed)
+    assert old["name"] == f"PumpDetector_v1__failed_{failed}" and old["status"] == "FAILED"
+    assert old["error_msg"] == "gate failed" and old["features"] == _values("x")["features"]
+
+
+def test_the_failed_name_fits_the_column():
+    renamed = failed_model_name("n" * 255, 123456)
+    assert len(renamed) == 255 and renamed.endswith("__failed_123456")

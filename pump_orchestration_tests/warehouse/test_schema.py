@@ -24,6 +24,7 @@ PUBLISHED_DEFAULTS = {
     "gradient_boosting": {"n_estimators": 100, "max_depth": 3, "learning_rate": 0.1},
     "logistic_regression": {"C": 1.0, "max_iter": 100},
     "neural_network": {"hidden_layers": [100, 50], "activation": "relu", "max_iter": 200},
+    "rule_baseline": {"volume_feature": None, "price_feature": None},
 }
 
 T0 = dt.datetime(2025, 9, 1, tzinfo=dt.timezone.utc)
@@ -159,7 +160,7 @@ def test_concurrent_init_on_postgres(pg_dsn):
     check = make_engine(pg_dsn)
     phases, types = _seeds(check)
     check.dispose()
-    assert len(phases) == len(DEFAULT_PHASES) and len(types) == 5
+    assert len(phases) == len(DEFAULT_PHASES) and len(types) == len(PUBLISHED_DEFAULTS)
 
 
 def test_coin_metrics_created_only_where_we_own_it(pg_dsn, sqlite_dsn):

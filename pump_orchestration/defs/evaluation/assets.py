@@ -4,13 +4,23 @@ Each reads the cached ``coin_metrics_slice`` of its days and calls the Dagster-f
 (``ml/evaluation.py``); rows go to ``ml_test_results`` / ``ml_comparisons`` through this
 capability's IO managers (``io_managers.py``).
 """
+import functools
 from typing import Optional
 
 import dagster as dg
 import pandas as pd
+import pydantic
 from pydantic import Field
 
-from pump_orchestration.defs.shared.metadata import check_results, check_specs, event_metadata, metric_values, number
+from pump_orchestration.defs.shared.launch import ModelRef, model_config_problems, ready_model, register_launch_check
+from pump_orchestration.defs.shared.metadata import (
+    check_results,
+    check_specs,
+    event_metadata,
+    metric_values,
+    number,
+    rounded,
+)
 from pump_orchestration.defs.shared.partitions import window_asset
 from pump_orchestration.defs.shared.progress import report_progress
 from pump_orchestration.defs.shared.resources import ModelStoreResource, WarehouseResource
@@ -42,29 +52,45 @@ class WindowConfig(dg.Config):
 class TestReportConfig(WindowConfig):
     """Which model to test."""
 
-    model: str = Field(description="ml_models id or name of a READY model.")
+    model: ModelRef = Field(description="ml_models id (e.g. 12) or name of a READY model.")
     min_positives: int = Field(default=10, description="Fewer positive test rows than this fails a (warning) check.")
+    threshold: Optional[float] = Field(
+        default=None, description="Alert threshold (probability within [0, 1]) the class and event figures are "
+                                  "computed at; default = the model's operating point chosen at training "
+                                  "(0.5 for models stored before it).")
+
+    @pydantic.field_validator("threshold")
+    @classmethod
+    def _probability(cls, value: Optional[float]) -> Optional[float]:
+        # Checked at launch (defs.shared.launch), so a bad value fails the run before any work.
+        if value is not None and not 0.0 <= value <= 1.0:
+            raise ValueError(f"must be a probability within [0, 1], got {value}")
+        return value
 
 
 class ComparisonConfig(WindowConfig):
     """Which two models to compare on the same rows."""
 
-    model_a: str = Field(description="ml_models id or name of model A.")
-    model_b: str = Field(description="ml_models id or name of model B (must differ from A).")
+    model_a: ModelRef = Field(description="ml_models id (e.g. 12) or name of model A.")
+    model_b: ModelRef = Field(description="ml_models id or name of model B (must differ from A).")
     n_bootstrap: int = Field(default=1000, description="Bootstrap resamples for the F1-difference interval.")
+
+
+# Checked in the run's first step, before any data is loaded (defs.shared.launch).
+register_launch_check("TEST", functools.partial(model_config_problems, op="test_report",
+                                                config_class=TestReportConfig, model_fields=("model",)))
+register_launch_check("COMPARE", functools.partial(model_config_problems, op="model_comparison",
+                                                   config_class=ComparisonConfig, model_fields=("model_a", "model_b")))
 
 
 def _load_model(warehouse: WarehouseResource, model_store: ModelStoreResource, ref: str):
     """A READY, non-deleted model by id or name, its artifact verified by SHA-256 before loading."""
     from pump_orchestration.ml.evaluation import ModelUnderTest
-    from pump_orchestration.warehouse import repository
 
     with warehouse.engine().connect() as conn:
-        row = repository.get_model(conn, model_id=int(ref)) if ref.isdigit() else repository.get_model(conn, name=ref)
-    if row is None or row.get("is_deleted"):
-        raise LookupError(f"model: no model with id or name {ref!r}")
-    if row["status"] != "READY":
-        raise ValueError(f"model: {row['name']!r} is {row['status']}, only READY models can be tested")
+        row, problem = ready_model(conn, ref)
+    if problem:  # the launch check found it READY; it changed since
+        raise LookupError(problem)
     loaded = model_store.store().load(row["model_file_path"], row["model_sha256"])
     return ModelUnderTest.from_row(row, loaded)
 
@@ -74,6 +100,7 @@ def _test_metadata(test: dict) -> dict:
         **metric_values({"accuracy": test["accuracy"], "f1": test["f1_score"], "precision": test["precision_score"],
                          "recall": test["recall"], "roc_auc": test["roc_auc"], "mcc": test["mcc"],
                          "simulated_profit_pct": test["simulated_profit_pct"]}),
+        "alert_threshold": number(test["alert_threshold"]),
         "num_samples": test["num_samples"],
         "num_positive": test["num_positive"],
         "has_overlap": test["has_overlap"],
@@ -105,7 +132,7 @@ def test_report(
     start, end = config.window(context)
     model = _load_model(warehouse, model_store, config.model)
     report_progress(context, warehouse, 0.3, f"testing {model.name} on [{start}, {end})")
-    test = evaluate_model(model, coin_metrics_slice, start, end)
+    test = evaluate_model(model, coin_metrics_slice, start, end, threshold=config.threshold)
     checks = test_report_checks(test, config.min_positives)
     if test["has_overlap"]:
         context.log.warning(test["overlap_note"])
@@ -130,8 +157,6 @@ def model_comparison(
     from pump_orchestration.ml.evaluation import compare_models
     from pump_orchestration.ml.records import ComparisonOutcome
 
-    if config.model_a.strip() == config.model_b.strip():
-        raise ValueError("model_b: must differ from model_a")
     start, end = config.window(context)
     a = _load_model(warehouse, model_store, config.model_a)
     b = _load_model(warehouse, model_store, config.model_b)
@@ -142,11 +167,15 @@ def model_comparison(
     return dg.Output(
         ComparisonOutcome(result, model_a_id=a.model_id, model_b_id=b.model_id),
         metadata={
+            "model_a": f"{a.name} (id {a.model_id})",
+            "model_b": f"{b.name} (id {b.model_id})",
             "winner": winner,
             "num_samples": result.comparison["num_samples"],
             "rows_dropped": dg.MetadataValue.json(result.rows_dropped),
-            "significance": dg.MetadataValue.json(result.comparison["significance"]),
-            "a": dg.MetadataValue.json({k: result.comparison[f"a_{k}"] for k in ("f1", "precision", "recall", "roc_auc")}),
-            "b": dg.MetadataValue.json({k: result.comparison[f"b_{k}"] for k in ("f1", "precision", "recall", "roc_auc")}),
+            "significance": dg.MetadataValue.json(rounded(result.comparison["significance"])),
+            "a": dg.MetadataValue.json(rounded({"model": a.name, **{k: result.comparison[f"a_{k}"]
+                                                                    for k in ("f1", "precision", "recall", "roc_auc")}})),
+            "b": dg.MetadataValue.json(rounded({"model": b.name, **{k: result.comparison[f"b_{k}"]
+                                                                    for k in ("f1", "precision", "recall", "roc_auc")}})),
         },
     )

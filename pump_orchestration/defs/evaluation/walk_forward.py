@@ -4,7 +4,8 @@ import pandas as pd
 from pydantic import Field
 
 from pump_orchestration import settings
-from pump_orchestration.defs.shared.metadata import metrics_chart, metrics_table
+from pump_orchestration.defs.shared.launch import op_config, register_launch_check
+from pump_orchestration.defs.shared.metadata import metrics_chart, metrics_table, number, sparklines
 from pump_orchestration.defs.shared.partitions import window_asset
 from pump_orchestration.defs.shared.progress import report_progress
 from pump_orchestration.defs.shared.resources import WarehouseResource
@@ -20,6 +21,38 @@ class WalkForwardConfig(dg.Config):
     test_hours: float = Field(default=24.0, description="Length of each test window (right after training) in hours.")
     step_hours: float = Field(default=24.0, description="How far the windows move forward each step, in hours.")
     n_bootstrap: int = Field(default=1000, description="Bootstrap resamples for each comparison's F1 interval.")
+
+
+def _launch_problems(run_config, days, engine):
+    """A walk-forward run's launch check: the training request, windows that fit, their model names free."""
+    import dataclasses
+
+    from pump_orchestration.defs.training.resources import request_from_run_config, request_problems
+    from pump_orchestration.ml.pipeline import plan_windows, window_model_name
+    from pump_orchestration.ml.request import RequestValidationError
+    from pump_orchestration.warehouse import repository
+
+    # The windows replace train_start/train_end, and each window's model gets its own name.
+    request = dataclasses.replace(request_from_run_config(run_config), train_start=None, train_end=None)
+    problems = request_problems(request, engine, check_name=False)
+    config, config_problems = op_config(run_config, "walk_forward_evaluation", WalkForwardConfig)
+    problems += config_problems
+    if config is not None:
+        try:
+            windows = plan_windows(*days, train_hours=config.train_hours, test_hours=config.test_hours,
+                                   step_hours=config.step_hours)
+        except RequestValidationError as exc:
+            problems += exc.problems
+        else:
+            with engine.connect() as conn:
+                taken = [name for name in (window_model_name(request.name, w) for w in windows)
+                         if repository.model_name_exists(conn, name)]
+            if taken:
+                problems.append(f"name: walk-forward models {taken} already exist; choose another name prefix")
+    return problems, days
+
+
+register_launch_check("WALK_FORWARD", _launch_problems)
 
 
 @window_asset(
@@ -42,20 +75,16 @@ def walk_forward_evaluation(
     """
     import dataclasses
 
-    from pump_orchestration.ml.pipeline import plan_windows, walk_forward, window_model_name
-    from pump_orchestration.ml.request import RequestValidationError
+    from pump_orchestration.ml.pipeline import plan_windows, walk_forward
     from pump_orchestration.warehouse import repository
 
     request = training_request.to_request()
     span = context.partition_time_window
     windows = plan_windows(pd.Timestamp(span.start), pd.Timestamp(span.end), train_hours=config.train_hours,
                            test_hours=config.test_hours, step_hours=config.step_hours)
+    # The launch check (window_asset) has verified the windows fit and their model names are free.
     with warehouse.engine().connect() as conn:
-        taken = [n for n in (window_model_name(request.name, w) for w in windows)
-                 if repository.model_name_exists(conn, n)]
         defaults = repository.get_model_type_defaults(conn, request.model_type)
-    if taken:
-        raise RequestValidationError([f"name: walk-forward models {taken} already exist; choose another name prefix"])
     outcomes, skipped, timings = walk_forward(
         coin_metrics_slice, dataclasses.replace(request, train_start=None, train_end=None), windows,
         params={**defaults, **request.params}, n_bootstrap=config.n_bootstrap,
@@ -71,6 +100,8 @@ def walk_forward_evaluation(
         "pumps caught": ("–" if not o.test.get("event_metrics") else
                          f"{o.test['event_metrics']['detected_before_peak']}/{o.test['event_metrics']['events']}"),
         "false/coin-day": (o.test.get("event_metrics") or {}).get("false_alerts_per_coin_day"),
+        "threshold": o.test["alert_threshold"],
+        "beats_rule": _beats_rule(o.trained),
         "vs_previous": ("–" if o.comparison is None else
                         {"a": "better", "b": "worse", None: "tie"}[o.comparison.winner]
                         + (" (significant)" if o.comparison.comparison["significance"]["significant"] else "")),
@@ -84,12 +115,25 @@ def walk_forward_evaluation(
         outcomes,
         metadata={
             "windows": len(outcomes),
+            "metrics_trend": dg.MetadataValue.md(sparklines(rows, _CHART_SERIES)),
             "skipped_windows": dg.MetadataValue.json(skipped),
             "metrics_per_window": dg.MetadataValue.md(metrics_table(
                 rows, ["test_start", "model", "rows", "positives", "f1", "precision", "recall", "roc_auc",
-                       "profit_pct", "pumps caught", "false/coin-day", "vs_previous"])),
+                       "profit_pct", "pumps caught", "false/coin-day", "threshold", "beats_rule", "vs_previous"])),
             "chart": dg.MetadataValue.md(chart),
-            "mean_f1": float(pd.Series([r["f1"] for r in rows]).mean()),
+            "mean_f1": number(pd.Series([r["f1"] for r in rows]).mean()),
             "stage_seconds": dg.MetadataValue.json({**timings, "model_fitting": round(fitting, 3)}),
         },
     )
+
+
+
+def _beats_rule(trained) -> str:
+    """The window model's ``beats_rule_baseline`` gate as a table cell."""
+    from pump_orchestration.ml.quality import rule_baseline_check
+
+    comparison = trained.result.rule_baseline
+    if not comparison["applicable"]:
+        return "n/a"
+    passed = rule_baseline_check(comparison).passed
+    return f"{'yes' if passed else 'no'} ({comparison['model_score'] or 0:.2f} vs {comparison['rule_score'] or 0:.2f})"

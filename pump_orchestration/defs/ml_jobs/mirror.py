@@ -12,9 +12,10 @@ from typing import Any, Mapping
 
 import dagster as dg
 
-from pump_orchestration.defs.shared.tags import PARTITION_RANGE_TAGS, PARTITION_TAG, ml_job_type
-from pump_orchestration.ml.request import request_defaults
-from pump_orchestration.vocabulary import TERMINAL_JOB_STATUSES, to_utc
+from pump_orchestration.defs.shared.launch import selected_days
+from pump_orchestration.defs.shared.tags import ml_job_type
+from pump_orchestration.ml.request import RequestValidationError, request_defaults
+from pump_orchestration.vocabulary import TERMINAL_JOB_STATUSES
 from pump_orchestration.warehouse.jobs_mirror import MAX_ERROR_CHARS, coerce_column
 
 #: Dagster run status → ``ml_jobs.status``. STARTING counts as RUNNING: the run has left the
@@ -59,7 +60,8 @@ _WINDOW_COLUMNS = {"TRAIN": ("train_start", "train_end"), "WALK_FORWARD": ("trai
                    "TEST": ("test_start", "test_end"), "COMPARE": ("compare_start", "compare_end")}
 _FAILURE_EVENTS = {dg.DagsterEventType.STEP_FAILURE, dg.DagsterEventType.RUN_FAILURE}
 # Dagster's wrapper around the user's exception; its cause is the readable part.
-_WRAPPER_ERRORS = {"DagsterExecutionStepExecutionError", "DagsterUserCodeExecutionError"}
+_WRAPPER_ERRORS = {"DagsterExecutionStepExecutionError", "DagsterUserCodeExecutionError",
+                   "DagsterResourceFunctionError"}
 
 
 def job_values(instance: dg.DagsterInstance, record: dg.RunRecord) -> dict | None:
@@ -137,16 +139,12 @@ def _with_request_defaults(job_type: str, run_config: Mapping[str, Any] | None) 
 
 
 def partition_window(tags: Mapping[str, str]) -> tuple[dt.datetime, dt.datetime] | None:
-    """[first day 00:00, day after the last day) of the run's daily partition(s), if it has any."""
-    first, last = tags.get(PARTITION_RANGE_TAGS[0]), tags.get(PARTITION_RANGE_TAGS[1])
-    if not (first and last):
-        first = last = tags.get(PARTITION_TAG)
-    if not first:
-        return None
+    """[first day 00:00, day after the last day) of the run's daily partition(s), if it has valid ones."""
     try:
-        return to_utc(first).to_pydatetime(), (to_utc(last) + dt.timedelta(days=1)).to_pydatetime()
-    except ValueError:
+        start, end = selected_days(tags)
+    except RequestValidationError:  # the run itself reports what is wrong with them
         return None
+    return start.to_pydatetime(), end.to_pydatetime()
 
 
 def _from_timestamp(seconds: float | None) -> dt.datetime | None:
@@ -154,36 +152,44 @@ def _from_timestamp(seconds: float | None) -> dt.datetime | None:
 
 
 def failure_message(instance: dg.DagsterInstance, run_id: str) -> str | None:
-    """A readable reason for a failed run: the run's failure message and each failed step's error.
+    """A readable reason for a failed run: the user's error first, then the step it failed in.
 
-    Stack traces are left out (they stay in Dagster's event log); the text is cut to MAX_ERROR_CHARS.
+    Each failed step's error (or, when no step ran, the run's) without Dagster's wrapper types;
+    stack traces are left out (they stay in Dagster's event log); cut to MAX_ERROR_CHARS.
     """
-    lines = []
-    step_failed = False
-    run_failure_error = None
+    errors, steps, run_message, run_error = [], [], None, None
     for entry in instance.all_logs(run_id, of_type=_FAILURE_EVENTS):
         event = entry.dagster_event
         error = getattr(event.event_specific_data, "error", None)
         if event.event_type == dg.DagsterEventType.STEP_FAILURE:
-            step_failed = True
-            lines.append(f"{entry.step_key}: {_error_text(error)}" if error else f"{entry.step_key}: {event.message}")
+            steps.append(entry.step_key)
+            errors.append(_error_text(error) if error else event.message)
         else:
-            lines.insert(0, event.message or "run failed")
-            run_failure_error = error
-    if run_failure_error is not None and not step_failed:  # e.g. a resource failed before any step ran
-        lines.append(_error_text(run_failure_error))
-    text = "\n".join(line for line in lines if line)
+            run_message, run_error = event.message, error
+    if not steps:  # e.g. a resource failed before any step ran, or the run worker died
+        errors.append(_error_text(run_error) if run_error is not None else run_message or "run failed")
+    text = "\n".join(line for line in errors if line)
+    if steps:
+        text += f"\n(failed step{'s' if len(steps) > 1 else ''}: {', '.join(steps)})"
     if len(text) > MAX_ERROR_CHARS:
         text = text[: MAX_ERROR_CHARS - 15] + "… (truncated)"
     return text or None
 
 
 def _error_text(error) -> str:
-    """An error and its causes, one message each, without Dagster's wrapper around user code."""
+    """An error and its causes, one message each, without Dagster's wrappers around user code.
+
+    A ``dg.Failure`` is a user message already (``partitions.user_errors_as_failures``): shown without its
+    type, and its cause, the same message as the exception it came from, is not repeated.
+    """
     parts = []
     while error is not None:
         if not (error.cls_name in _WRAPPER_ERRORS and error.cause is not None):
             # "pkg.module.SomeError: text" → "SomeError: text"
-            parts.append(re.sub(r"^(?:\w+\.)+(?=\w+: )", "", error.message.strip()))
+            text = re.sub(r"^(?:\w+\.)+(?=\w+: )", "", error.message.strip())
+            if error.cls_name == "Failure":
+                text = text.removeprefix("Failure: ")
+            if not (parts and text.split(": ", 1)[-1] == parts[-1]):
+                parts.append(text)
         error = error.cause
     return "\ncaused by: ".join(parts)

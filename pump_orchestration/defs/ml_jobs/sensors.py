@@ -27,28 +27,32 @@ def ml_jobs_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseReso
     """Upsert one ``ml_jobs`` row per ML run updated since the cursor (the last update timestamp seen).
 
     The cursor advances only after the rows are committed, and a repeated tick rewrites nothing,
-    so a tick that fails or runs twice loses and duplicates nothing.
+    so a tick that fails or runs twice loses and duplicates nothing. Its skip reason tells news only:
+    runs re-read inside the look-back window were mirrored by an earlier tick and are not reported again.
     """
     cursor = _parse_cursor(context.cursor)
     records = _changed_runs(context.instance, cursor)
-    if not records:
-        return dg.SkipReason("no ML run changed")
+    news = [record for record in records if cursor is None or record.update_timestamp > cursor]
     rows = {}
     for record in records:
         run = record.dagster_run
         values = job_values(context.instance, record)
         if values is None:
-            context.log.warning(f"run {run.run_id} of {run.job_name} ({run.status.value}) is not mirrored: "
-                                f"no known pump/job_type tag, or an unknown status")
+            if record in news:  # warned about once, not on every re-read
+                context.log.warning(f"run {run.run_id} of {run.job_name} ({run.status.value}) is not mirrored: "
+                                    f"no known pump/job_type tag, or an unknown status")
             continue
         rows[run.run_id] = values
-    with warehouse.engine().begin() as conn:
-        for run_id, values in rows.items():
-            upsert_job(conn, run_id, values)
-    newest = max(record.update_timestamp for record in records)
-    if cursor is not None:
-        newest = max(newest, cursor)
-    return dg.SensorResult(cursor=newest.isoformat(), skip_reason=f"ml_jobs: {len(rows)} run(s) mirrored")
+    if rows:
+        with warehouse.engine().begin() as conn:
+            for run_id, values in rows.items():
+                upsert_job(conn, run_id, values)
+    mirrored = sum(1 for record in news if record.dagster_run.run_id in rows)
+    if not records:
+        return dg.SkipReason("no ML run changed")
+    newest = max([record.update_timestamp for record in records] + ([cursor] if cursor else []))
+    return dg.SensorResult(cursor=newest.isoformat(), skip_reason=(
+        f"ml_jobs: {mirrored} run change(s) mirrored" if mirrored else "no ML run changed"))
 
 
 def _parse_cursor(cursor: str | None) -> dt.datetime | None:

@@ -11,6 +11,7 @@ from typing import Optional
 import dagster as dg
 from pydantic import Field
 
+from pump_orchestration.defs.shared.launch import ModelRef
 from pump_orchestration.defs.shared.metadata import metrics_table
 from pump_orchestration.defs.shared.resources import ModelStoreResource, WarehouseResource
 
@@ -35,20 +36,22 @@ class ActiveModelsConfig(dg.Config):
         description="What to do: " + " | ".join(ACTIONS) + ". list shows the table; activate copies a READY "
                     "model's verified artifact for scoring; deactivate stops scoring (the row stays); "
                     "set_threshold, rename and delete change one active model.")
-    model: Optional[str] = Field(
+    model: Optional[ModelRef] = Field(
         default=None,
         description="activate: the ml_models id or name. Other actions: the active model's model_id, "
                     "model_name or custom_name.")
     threshold: Optional[float] = Field(
         default=None,
-        description="Alert threshold, a probability within [0, 1] (activate: default 0.7; set_threshold: required).")
+        description="Alert threshold, a probability within [0, 1] (activate: default = the model's operating point "
+                    "chosen at training, 0.7 for older models; set_threshold: required).")
     name: Optional[str] = Field(
         default=None,
         description="custom_name shown in alerts (activate: optional; rename: required); at most 255 characters, "
                     "unique among the active models.")
     force: bool = Field(
         default=False,
-        description="activate only: activate although a blocking quality gate failed (e.g. beats_majority_baseline).")
+        description="activate only: activate although a quality gate that guards scoring failed "
+                    "(beats_majority_baseline, beats_rule_baseline).")
 
 
 @dg.op

@@ -9,6 +9,7 @@ from pydantic import Field
 
 from pump_orchestration import settings
 from pump_orchestration.defs.scoring.assets import predictions
+from pump_orchestration.defs.shared.launch import ModelRef
 from pump_orchestration.defs.shared.resources import WarehouseResource, WebhookResource
 
 score_coins_job = dg.define_asset_job(
@@ -45,7 +46,8 @@ class ScoreCoinConfig(dg.Config):
     """One coin to score by hand."""
 
     coin: str = Field(description="The coin's mint (coin_metrics.mint).")
-    models: list[str] = Field(default=[], description="Active model ids or names; empty = every active model.")
+    models: list[ModelRef] = Field(default=[], description="Active model ids (e.g. 12) or names; empty = every "
+                                                           "active model.")
     at: Optional[str] = Field(default=None, description="ISO timestamp: score the coin's row at or before it; "
                                                         "empty = its newest row.")
 

@@ -7,6 +7,9 @@ from typing import Optional
 
 import dagster as dg
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from pydantic import Field
 
 from pump_orchestration import settings
@@ -14,20 +17,51 @@ from pump_orchestration.defs.shared.progress import record_run_result
 from pump_orchestration.defs.shared.resources import ModelStoreResource, WarehouseResource
 
 
-def _atomic_write_parquet(df: pd.DataFrame, path: Path) -> None:
+#: Rows per parquet row group: caches are converted to and from Arrow this many rows at a time,
+#: so writing never holds a second full copy of a frame (``DataFrame.to_parquet`` converts it whole).
+ROW_GROUP_ROWS = 250_000
+
+
+def _atomic_write_parquet(df: pd.DataFrame, path: Path, attrs: dict | None = None) -> None:
+    """Write ``df`` (its attrs, or ``attrs``, to the JSON sidecar) one row group at a time, atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    df.to_parquet(tmp, index=False)
-    tmp.with_suffix(".json.tmp").write_text(json.dumps(df.attrs, default=str))
+    schema = pa.Schema.from_pandas(df, preserve_index=False)
+    with pq.ParquetWriter(tmp, schema) as writer:
+        for offset in range(0, len(df), ROW_GROUP_ROWS):
+            writer.write_table(pa.Table.from_pandas(df.iloc[offset:offset + ROW_GROUP_ROWS], schema=schema,
+                                                    preserve_index=False))
+    tmp.with_suffix(".json.tmp").write_text(json.dumps(df.attrs if attrs is None else attrs, default=str))
     # Parquet first, then its attrs: a reader never sees attrs of another version of the data.
     os.replace(tmp, path)
     os.replace(tmp.with_suffix(".json.tmp"), path.with_suffix(".json"))
 
 
-def _read_parquet(path: Path) -> pd.DataFrame:
-    df = pd.read_parquet(path)
+def _read_attrs(path: Path) -> dict:
     meta = path.with_suffix(".json")
-    df.attrs = json.loads(meta.read_text()) if meta.exists() else {}
+    return json.loads(meta.read_text()) if meta.exists() else {}
+
+
+def _read_batches(path: Path, since: pd.Timestamp | None = None) -> list[pa.RecordBatch]:
+    """The file's rows as Arrow batches, one row group at a time; with ``since`` only rows at or after it."""
+    batches = []
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=ROW_GROUP_ROWS):
+        if since is not None:
+            batch = batch.filter(pc.greater_equal(batch.column("timestamp"), pa.scalar(since)))
+        batches.append(batch)
+    return batches
+
+
+def _to_frame(path: Path, batches: list[pa.RecordBatch]) -> pd.DataFrame:
+    """One pandas frame from Arrow batches; each Arrow column is freed as soon as it is converted."""
+    table = pa.Table.from_batches(batches, schema=pq.read_schema(path))
+    batches.clear()
+    return table.to_pandas(self_destruct=True, split_blocks=True)
+
+
+def _read_parquet(path: Path) -> pd.DataFrame:
+    df = _to_frame(path, _read_batches(path))
+    df.attrs = _read_attrs(path)
     return df
 
 
@@ -55,13 +89,19 @@ class ParquetIOManager(dg.ConfigurableIOManager):
             return
         lookback = pd.Timedelta(minutes=int(obj.attrs.get("lookback_minutes", 0)))
         partitions_def = context.asset_partitions_def
+        ts = obj["timestamp"]
+        if not ts.is_monotonic_increasing:
+            raise ValueError(f"{context.asset_key.to_user_string()}: rows must be sorted by timestamp "
+                             "to be cached per day")
         for key in keys:
             window = partitions_def.time_window_for_partition_key(key)
             start, end = pd.Timestamp(window.start), pd.Timestamp(window.end)
-            day = obj[(obj["timestamp"] >= start - lookback) & (obj["timestamp"] < end)].copy()
-            day.attrs = {**obj.attrs, "window_start": start.isoformat(), "window_end": end.isoformat(),
-                         "rows": int(len(day))}
-            _atomic_write_parquet(day, self._root(context.asset_key) / f"{key}.parquet")
+            # The day is a contiguous block of the sorted frame: a view, written in row groups.
+            lo, hi = ts.searchsorted(start - lookback), ts.searchsorted(end)
+            day = obj.iloc[lo:hi]
+            _atomic_write_parquet(day, self._root(context.asset_key) / f"{key}.parquet",
+                                  attrs={**obj.attrs, "window_start": start.isoformat(),
+                                         "window_end": end.isoformat(), "rows": int(hi - lo)})
 
     def load_input(self, context: dg.InputContext) -> pd.DataFrame:
         asset_key = context.asset_key
@@ -74,20 +114,22 @@ class ParquetIOManager(dg.ConfigurableIOManager):
                     f"({path} missing); materialize it for the same partition range first"
                 )
             return _read_parquet(path)
-        frames, attrs = [], {}
-        for key in keys:
-            path = self._root(asset_key) / f"{key}.parquet"
+        paths = [self._root(asset_key) / f"{key}.parquet" for key in keys]
+        for key, path in zip(keys, paths):
             if not path.exists():
                 raise FileNotFoundError(
                     f"{asset_key.to_user_string()} partition {key} is not materialized ({path} missing)"
                 )
-            frame = _read_parquet(path)
-            attrs = attrs or frame.attrs
-            frames.append(frame)
-        df = pd.concat(frames, ignore_index=True)
-        # Consecutive days overlap by the look-back rows.
-        df = df.drop_duplicates(["mint", "timestamp"]).sort_values(["timestamp", "mint"], kind="stable")
-        df = df.reset_index(drop=True)
+        # Each day file is sorted by (timestamp, mint) and starts with the look-back rows that the
+        # previous day already holds: skipping rows before the previous file's end leaves the range
+        # sorted and without duplicates, so it is assembled batch by batch without a concat or sort.
+        batches, attrs, previous_end = [], {}, None
+        for path in paths:
+            day_attrs = _read_attrs(path)
+            attrs = attrs or day_attrs
+            batches += _read_batches(path, since=previous_end)
+            previous_end = pd.Timestamp(day_attrs["window_end"])
+        df = _to_frame(paths[0], batches)
         df.attrs = {**attrs, "rows": int(len(df))}
         return df
 

@@ -14,7 +14,9 @@ from pump_orchestration.defs.shared.metadata import (
     check_specs,
     checks_record,
     metric_values,
+    metrics_table,
     number,
+    rounded,
     with_stage,
 )
 from pump_orchestration.defs.shared.partitions import partition_window, window_asset
@@ -118,7 +120,8 @@ def _importance_markdown(importance: dict, top: int = 20) -> str:
 @window_asset(
     io_manager_key="ml_models_io_manager",
     group_name="training",
-    check_specs=check_specs("fitted_model", {"beats_majority_baseline": True, "no_severe_overfitting": False}),
+    check_specs=check_specs("fitted_model", {"beats_majority_baseline": True, "no_severe_overfitting": False,
+                                             "beats_rule_baseline": False}),
     kinds={"scikitlearn", "xgboost"},
 )
 def fitted_model(
@@ -129,8 +132,9 @@ def fitted_model(
 ):
     """A classifier trained on the window with order-respecting CV; stored as an ml_models row plus artifact.
 
-    Its quality gates (beats the majority baseline: blocking; no severe overfitting) are
-    asset checks and are also stored with the model for live scoring to consult.
+    Its quality gates (beats the majority baseline: blocking; no severe overfitting; beats the
+    volume/price rule on the out-of-fold rows: not blocking, but activation refuses a model that
+    fails it unless forced) are asset checks and are also stored with the model for live scoring to consult.
     """
     from pump_orchestration.ml.dataset import FUTURE_CHANGE, LABEL
     from pump_orchestration.ml.pipeline import fit_request
@@ -155,9 +159,10 @@ def fitted_model(
         skipped_features=attrs.get("skipped_features", {}),
         stage_seconds=attrs.get("stage_seconds", {}),
         progress=lambda fraction, message: report_progress(context, warehouse, 0.4 + 0.55 * fraction, message),
+        mints=engineered_features["mint"],
     )
     result = trained.result
-    checks = model_checks(result.metrics, result.cv_overfitting_gap)
+    checks = model_checks(result.metrics, result.cv_overfitting_gap, result.rule_baseline)
     trained.quality_checks = checks_record(checks)
     metadata = {
         "model_name": request.name,
@@ -165,13 +170,18 @@ def fitted_model(
         "train_window": f"[{attrs['train_start']}, {attrs['train_end']})",
         "rows_used": int(len(engineered_features)),
         **metric_values(result.metrics),
-        "metrics": dg.MetadataValue.json(result.metrics),
-        "cv_scores": dg.MetadataValue.json(result.cv_scores or {}),
+        "metrics": dg.MetadataValue.json(rounded(result.metrics)),
+        "cv_scores": dg.MetadataValue.json(rounded(result.cv_scores or {})),
         "cv_overfitting_gap": number(result.cv_overfitting_gap),
         "feature_importance": dg.MetadataValue.md(_importance_markdown(result.feature_importance)),
         "label_balance": dg.MetadataValue.json(result.label_balance),
         "resampling": dg.MetadataValue.json(result.resampling),
         "split": dg.MetadataValue.json(result.split),
+        "alert_threshold": number(result.operating_point["threshold"]),
+        "operating_point": dg.MetadataValue.json({k: v for k, v in result.operating_point.items() if k != "candidates"}),
+        "threshold_candidates": dg.MetadataValue.md(metrics_table(
+            result.operating_point["candidates"], list(result.operating_point["candidates"][0]))),
+        "rule_baseline": dg.MetadataValue.json(result.rule_baseline),
         "stage_seconds": dg.MetadataValue.json(trained.stage_seconds),
     }
     yield dg.Output(trained, metadata=metadata)

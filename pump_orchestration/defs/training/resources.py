@@ -8,60 +8,78 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from typing import Any, Optional
+from typing import Any, Mapping, Optional
 
 import dagster as dg
 import pydantic
 from pydantic import Field
 
+import pandas as pd
+
 from pump_orchestration import settings
+from pump_orchestration.defs.shared.launch import register_launch_check
 from pump_orchestration.defs.shared.resources import WarehouseResource
-from pump_orchestration.ml.request import RequestValidationError, TrainingRequest, validate_request
+from pump_orchestration.ml.request import RequestValidationError, TrainingRequest, resolve_window, validate_request
 
 
 class _TrainingRequestBase(dg.ConfigurableResource):
-    """A model-training request, filled in on the launchpad or in GraphQL ``runConfigData``.
+    """A model-training request, filled in on the launchpad or in GraphQL runConfigData.
 
-    It is validated against the warehouse when the run starts, before any step runs,
-    so a bad field fails the run at once with a message naming it.
+    The run checks it against the warehouse in its first step, before any data is loaded
+    (defs/shared/launch.py), so a bad field fails the run at once with a message naming it.
+    (Plain text: the UI shows this docstring as the resource's description.)
     """
 
     def to_request(self) -> TrainingRequest:
         """The core request object."""
-        values = {}
-        for f in dataclasses.fields(TrainingRequest):
-            value = getattr(self, f.name)
-            values[f.name] = tuple(value) if isinstance(value, list) else value
-        return TrainingRequest(**values)
+        return request_from_config({f.name: getattr(self, f.name) for f in dataclasses.fields(TrainingRequest)})
 
-    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        """Validate every field against the warehouse before any step of the run executes."""
-        from sqlalchemy import select
 
-        from pump_orchestration.warehouse import repository
-        from pump_orchestration.warehouse.coin_metrics import available_columns
-        from pump_orchestration.warehouse.schema import ref_coin_phases
+def request_from_config(config: Mapping[str, Any]) -> TrainingRequest:
+    """The core request of ``resources.training_request.config`` (lists become tuples; unset fields take defaults)."""
+    return TrainingRequest(**{key: tuple(value) if isinstance(value, list) else value
+                              for key, value in config.items()})
 
-        request = self.to_request()
-        engine = self.warehouse.engine()
-        with engine.connect() as conn:
-            phase_ids = [row[0] for row in conn.execute(select(ref_coin_phases.c.phase_id))]
-            name_taken = repository.model_name_exists(conn, request.name)
-        try:
-            validate_request(
-                request,
-                available_columns=available_columns(engine),
-                phase_ids=phase_ids,
-                max_window_minutes=settings.feature_lookback_minutes(),
-            )
-        except RequestValidationError as exc:
-            problems = list(exc.problems)
-        else:
-            problems = []
-        if name_taken:
-            problems.append(f"name: a model named {request.name!r} already exists; choose another name")
-        if problems:
-            raise RequestValidationError(problems)
+
+def request_from_run_config(run_config: Mapping[str, Any]) -> TrainingRequest:
+    """The core request in a run's config (``resources.training_request.config``)."""
+    resources = run_config.get("resources") or {}
+    return request_from_config((resources.get("training_request") or {}).get("config") or {})
+
+
+def _training_launch_problems(run_config: Mapping[str, Any], days: tuple[pd.Timestamp, pd.Timestamp], engine):
+    """A training run's launch check: the request, and its train_start/train_end inside the selected days."""
+    request = request_from_run_config(run_config)
+    problems = request_problems(request, engine)
+    if any(p.startswith(("train_start", "train_end")) for p in problems):
+        return problems, days  # already named; the window cannot be placed
+    try:
+        return problems, resolve_window(request, *days)
+    except RequestValidationError as exc:
+        return problems + exc.problems, days
+
+
+def request_problems(request: TrainingRequest, engine, *, check_name: bool = True) -> list[str]:
+    """Every problem of ``request`` against the warehouse (columns, phases, the name still free), one line each."""
+    from sqlalchemy import select
+
+    from pump_orchestration.warehouse import repository
+    from pump_orchestration.warehouse.coin_metrics import available_columns
+    from pump_orchestration.warehouse.schema import ref_coin_phases
+
+    with engine.connect() as conn:
+        phase_ids = [row[0] for row in conn.execute(select(ref_coin_phases.c.phase_id))]
+        name_taken = check_name and bool(request.name) and repository.model_name_exists(conn, request.name)
+    try:
+        validate_request(request, available_columns=available_columns(engine), phase_ids=phase_ids,
+                         max_window_minutes=settings.feature_lookback_minutes())
+    except RequestValidationError as exc:
+        problems = list(exc.problems)
+    else:
+        problems = []
+    if name_taken:
+        problems.append(f"name: a model named {request.name!r} already exists; choose another name")
+    return problems
 
 
 def _config_type(annotation: Any) -> Any:
@@ -96,3 +114,4 @@ TrainingRequestResource = pydantic.create_model(
     "TrainingRequestResource", __base__=_TrainingRequestBase, __module__=__name__,
     warehouse=(dg.ResourceDependency[WarehouseResource], ...), **_config_fields())
 TrainingRequestResource.__doc__ = _TrainingRequestBase.__doc__
+register_launch_check("TRAIN", _training_launch_problems)

@@ -80,8 +80,9 @@ def test_sensor_mirrors_success_and_failure_and_a_repeated_tick_writes_nothing(w
         failed = _row(warehouse, bad)
         assert failed["status"] == "FAILED" and failed["completed_at"] is not None
         assert failed["progress"] == 0.3 and failed["train_price_change_percent"] == 5000.0
-        assert 'Execution of run for "tiny_train_job" failed' in failed["error_msg"]
-        assert "tiny_model: ValueError: only one class in the labels" in failed["error_msg"]
+        # The user's error first, then where it happened; no Dagster boilerplate or wrapper types.
+        assert failed["error_msg"] == ("ValueError: only one class in the labels: no row rises 5000 %\n"
+                                       "(failed step: tiny_model)")
         assert "Stack Trace" not in failed["error_msg"] and 'File "' not in failed["error_msg"]
 
         # Runs without the ML tags are not ML jobs: report_progress and the sensor leave them alone.
@@ -96,10 +97,17 @@ def test_sensor_mirrors_success_and_failure_and_a_repeated_tick_writes_nothing(w
         assert third.cursor > second.cursor and _row(warehouse, later)["status"] == "COMPLETED"
 
 
-def test_sensor_skips_when_no_ml_run_exists(warehouse):
+def test_sensor_skip_reason_tells_news_only(warehouse):
     with dg.instance_for_test() as instance:
-        result = _tick(instance, warehouse)
-    assert result.skip_message == "no ML run changed" and result.cursor is None
+        idle = _tick(instance, warehouse)
+        assert idle.skip_message == "no ML run changed" and idle.cursor is None
+
+        _run(instance, tiny_train_job, warehouse, name="one")
+        busy = _tick(instance, warehouse)
+        assert busy.skip_message == "ml_jobs: 1 run change(s) mirrored"
+        # The next ticks re-read the run inside the look-back window: that is no news.
+        again = _tick(instance, warehouse, busy.cursor)
+        assert again.skip_message == "no ML run changed" and again.cursor == busy.cursor
 
 
 def test_sensor_sees_runs_not_started_yet_as_pending(warehouse):

@@ -33,6 +33,13 @@ def _readme_recipes() -> list[str]:
     return [block.split("```", 1)[0] for block in section.split("```json\n")[1:]]
 
 
+def _with_config(recipe: str, op: str, **config) -> str:
+    """The README recipe with ``config`` set in its op's config (this test's model and coin)."""
+    body = json.loads(recipe)
+    body["variables"]["p"]["runConfigData"]["ops"][op]["config"].update(config)
+    return json.dumps(body)
+
+
 def _post(port: int, body: str) -> dict:
     response = requests.post(f"http://127.0.0.1:{port}/graphql", data=body, timeout=60,
                              headers={"Content-Type": "application/json"})
@@ -65,7 +72,8 @@ def _prepare(url: str, env: dict, tmp_path, monkeypatch):
         trained = location.train({"name": name, "model_type": model_type, "label_mode": "within", "cv_splits": 3,
                                   "params": {"n_estimators": 20}, "train_end": f"{DAY}T05:00:00Z"})
         assert trained.success, failure_text(trained)
-    active_models.activate(engine, "d_xgb", store=ModelStore(data / "models"), active_dir=data / "active_models")
+    active_models.activate(engine, "d_xgb", store=ModelStore(data / "models"), active_dir=data / "active_models",
+                           force=True)  # scoring is under test here, not the rule gate
     env = {**env, "DAGSTER_HOME": str(dagster_home(tmp_path / "home")), "PUMP_DATA_DIR": str(data),
            "PUMP_PARTITIONS_START": "2025-08-25", "SCORING_BATCH_ROWS": "40"}
     return engine, env, metrics[metrics["timestamp"] >= LIVE_FROM].sort_values("timestamp").reset_index(drop=True)
@@ -103,7 +111,7 @@ def test_rows_inserted_with_the_daemon_up_and_down_are_scored_once_and_pushed_on
     activate, score_one, recent = _readme_recipes()
     with dagster_processes(env, tmp_path, daemon=False) as port:
         with dagster_daemon(env, tmp_path):
-            launched = _post(port, activate.replace("PumpDetector_demo", "d_rf"))["launchRun"]
+            launched = _post(port, _with_config(activate, "manage_active_models", model="d_rf"))["launchRun"]
             assert launched["__typename"] == "LaunchRunSuccess", launched
             assert wait_for_run(port, launched["run"]["runId"]) == "SUCCESS"
             for chunk in (first.iloc[:20], first.iloc[20:45], first.iloc[45:]):  # the tracker's inserts
@@ -120,7 +128,7 @@ def test_rows_inserted_with_the_daemon_up_and_down_are_scored_once_and_pushed_on
             _wait_for(engine, "select count(*) from coin_metrics_outbox where scored_at is null", 0)
             _wait_for(engine, "select count(*) from prediction_webhooks where status <> 'DELIVERED'", 0)
             coin = second["mint"].iloc[-1]
-            launched = _post(port, score_one.replace("S2gGXs1hZGgYbQvhuSqs1vFrw8VHMu1wTxR1AL8Spump", coin))["launchRun"]
+            launched = _post(port, _with_config(score_one, "score_coin", coin=coin))["launchRun"]
             assert wait_for_run(port, launched["run"]["runId"]) == "SUCCESS"
         runs = _post(port, recent)["assetOrError"]["assetMaterializations"]
         # One entry per batch run (how rows fall into batches depends on tick timing), newest first.

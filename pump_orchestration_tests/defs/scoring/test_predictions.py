@@ -71,13 +71,15 @@ def test_new_rows_are_scored_by_every_active_model_and_pushed_once(location, liv
     # One webhook per coin and timestamp, each with both models' predictions, each delivered once.
     keys = [key for key, _ in received]
     assert len(keys) == len(set(keys)) == statuses["DELIVERED"] == _count(location.engine, prediction_webhooks)
+    with location.engine.connect() as conn:
+        chosen = conn.execute(sa.text("select alert_threshold from ml_models where name = 'live_xgb'")).scalar_one()
     for key, body in received:
         assert body["idempotency_key"] == key and len(body["predictions"]) == 2
         assert set(body) == {"coin_id", "timestamp", "predictions", "metadata", "idempotency_key"}
         assert set(body["predictions"][0]) == {"prediction", "probability", "is_alert", "alert_threshold", "model"}
         assert body["metadata"]["service"] == "ml-prediction-service" and body["metadata"]["total_predictions"] == 2
         thresholds = {p["model"]["name"]: p["alert_threshold"] for p in body["predictions"]}
-        assert thresholds == {"live_rf": 0.0, "live_xgb": 0.7}
+        assert thresholds == {"live_rf": 0.0, "live_xgb": chosen}  # live_xgb: activated at its chosen threshold
         assert all(p["is_alert"] == (p["probability"] > p["alert_threshold"]) for p in body["predictions"])
         assert body["metadata"]["alerts_count"] == sum(p["is_alert"] for p in body["predictions"])
 

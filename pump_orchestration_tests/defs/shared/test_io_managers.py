@@ -60,3 +60,36 @@ def test_range_files_keep_attrs(tmp_path):
     loaded = manager.load_input(into)
     pd.testing.assert_frame_equal(loaded, df)
     assert loaded.attrs == df.attrs
+
+
+def test_caches_are_written_and_read_in_row_groups(tmp_path, monkeypatch):
+    import pyarrow.parquet as pq
+
+    from pump_orchestration.defs.shared import io_managers
+
+    monkeypatch.setattr(io_managers, "ROW_GROUP_ROWS", 7)
+    manager = ParquetIOManager(base_dir=str(tmp_path), split_by_day=True)
+    df = _frame("2025-09-01T23:00", "2025-09-05", freq="7min")
+    df["is_koth"] = pd.array([True, None, False] * (len(df) // 3) + [True] * (len(df) % 3), dtype="boolean")
+    out, into = _contexts(["2025-09-02", "2025-09-04"])
+    manager.handle_output(out, df)
+    day = tmp_path / "coin_metrics_slice" / "2025-09-03.parquet"
+    assert pq.ParquetFile(day).num_row_groups == -(-len(pd.read_parquet(day)) // 7) > 1
+    pd.testing.assert_frame_equal(manager.load_input(into), df.reset_index(drop=True))
+
+    ranged = ParquetIOManager(base_dir=str(tmp_path / "range"))
+    ranged.handle_output(out, df)
+    pd.testing.assert_frame_equal(ranged.load_input(into), df)
+
+
+def test_unsorted_slice_is_refused_before_anything_is_written(tmp_path):
+    manager = ParquetIOManager(base_dir=str(tmp_path), split_by_day=True)
+    df = _frame("2025-09-01T23:00", "2025-09-03").iloc[::-1]
+    out, _ = _contexts(["2025-09-02"])
+    try:
+        manager.handle_output(out, df)
+    except ValueError as exc:
+        assert "sorted by timestamp" in str(exc)
+    else:
+        raise AssertionError("expected ValueError")
+    assert not (tmp_path / "coin_metrics_slice").exists()
