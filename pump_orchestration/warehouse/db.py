@@ -60,6 +60,7 @@ def init_schema(engine: sa.Engine, create_coin_metrics: bool | None = None) -> N
         if is_postgres(conn):
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _INIT_LOCK_KEY})
         schema.metadata.create_all(conn, checkfirst=True)
+        _add_missing_columns(conn)
         if create_coin_metrics:
             schema.coin_metrics_metadata.create_all(conn, checkfirst=True)
             # Where we own coin_metrics (embedded, demo, tests) we also install its outbox trigger; in
@@ -67,6 +68,19 @@ def init_schema(engine: sa.Engine, create_coin_metrics: bool | None = None) -> N
             outbox.install_trigger(conn)
         for table, rows in schema.SEED_ROWS.items():
             _insert_missing(conn, table, rows)
+
+
+def _add_missing_columns(conn: sa.Connection) -> None:
+    """Add the nullable columns our tables gained since the database was created (``create_all`` only
+    creates missing tables), so a warehouse made by an older version keeps working. Constraints are not
+    upgraded here: on PostgreSQL ``sql/schema.sql`` does that; SQLite cannot alter a CHECK in place."""
+    inspector = sa.inspect(conn)
+    for table in schema.metadata.sorted_tables:
+        present = {column["name"] for column in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name not in present and column.nullable and column.server_default is None:
+                kind = column.type.compile(dialect=conn.dialect)
+                conn.execute(sa.text(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}"))
 
 
 def _insert_missing(conn: sa.Connection, table: sa.Table, rows: list[dict]) -> None:

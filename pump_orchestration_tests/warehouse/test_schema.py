@@ -131,6 +131,17 @@ def test_seeds_equal_spec_and_init_is_idempotent(warehouse_engine):
     assert types == PUBLISHED_DEFAULTS
 
 
+def test_init_adds_columns_a_newer_version_added(warehouse_engine):
+    """A warehouse created before ml_models.alert_threshold and ml_test_results.event_metrics existed."""
+    with warehouse_engine.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE ml_models DROP COLUMN alert_threshold"))
+        conn.execute(sa.text("ALTER TABLE ml_test_results DROP COLUMN event_metrics"))
+    init_schema(warehouse_engine)
+    inspector = sa.inspect(warehouse_engine)
+    assert "alert_threshold" in {c["name"] for c in inspector.get_columns("ml_models")}
+    assert "event_metrics" in {c["name"] for c in inspector.get_columns("ml_test_results")}
+
+
 def test_init_keeps_edited_seed_rows(warehouse_engine):
     with warehouse_engine.begin() as conn:
         conn.execute(sa.update(schema.ref_coin_phases).where(schema.ref_coin_phases.c.phase_id == 2).values(interval_seconds=15))
