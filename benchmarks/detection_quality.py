@@ -8,12 +8,15 @@ request (XGBoost, +30 % within 10 min) is trained on the first ``--train-hours``
 
 * **before**: SMOTE, alert threshold 0.5 (``threshold_objective: none``), the state before the operating point;
 * **after**: SMOTE, the threshold chosen on the out-of-fold CV predictions (request default objective);
-* **no resampling**: the same without SMOTE (the alternative to resampling that this product offers);
+* **class weights** / **no resampling**: ``imbalance: class_weight`` (balanced sample weights) or ``none``
+  instead of SMOTE;
+* **+ isotonic** / **+ sigmoid**: the same with ``calibration`` fitted on the out-of-fold CV predictions;
 * **rule_baseline**: the volume/price rule as a model type, its threshold chosen the same way.
 
 Per variant: planted pumps in the test window caught before their peak (an alert from one horizon before
 the start up to the peak), false-alert episodes per coin-day (alerts outside every pump window, merged
-when less than one horizon apart), episode precision, ROC-AUC, the threshold and the
+when less than one horizon apart), episode precision, ROC-AUC, Brier score and PR-AUC of the test
+window's probabilities (and the Brier score of the out-of-fold ones, raw -> calibrated), the threshold and the
 ``beats_rule_baseline`` gate. Then the time the new evaluation (threshold choice + rule comparison) adds,
 as a share of the model fitting (CV + evaluation fit + final fit) of the same run.
 
@@ -31,7 +34,7 @@ from pump_orchestration.data.synthetic import generate_coin_metrics
 from pump_orchestration.ml.dataset import FUTURE_CHANGE, LABEL
 from pump_orchestration.ml.evaluation import ModelUnderTest, score_rows
 from pump_orchestration.ml.events import detection_report
-from pump_orchestration.ml.metrics import classification_metrics
+from pump_orchestration.ml.metrics import classification_metrics, probability_scores
 from pump_orchestration.ml.pipeline import feature_frame, fit_request, label_frame
 from pump_orchestration.ml.quality import rule_baseline_check
 from pump_orchestration.ml.request import TrainingRequest
@@ -40,7 +43,12 @@ START = pd.Timestamp("2025-09-01", tz="UTC")
 VARIANTS = {
     "before (SMOTE, 0.5)": {"threshold_objective": "none"},
     "after (SMOTE, chosen threshold)": {},
-    "no resampling, chosen threshold": {"use_smote": False},
+    "SMOTE + isotonic": {"calibration": "isotonic"},
+    "SMOTE + sigmoid": {"calibration": "sigmoid"},
+    "class weights": {"imbalance": "class_weight"},
+    "class weights + isotonic": {"imbalance": "class_weight", "calibration": "isotonic"},
+    "no resampling": {"imbalance": "none"},
+    "no resampling + isotonic": {"imbalance": "none", "calibration": "isotonic"},
     "rule_baseline, chosen threshold": {"model_type": "rule_baseline"},
 }
 
@@ -85,6 +93,9 @@ def main() -> None:
         truth = detection_report(events, scored.mints.to_numpy(), scored.timestamps, scored.y_pred,
                                  lead=horizon, cooldown=horizon)
         metrics = classification_metrics(scored.y_true, scored.y_pred, scored.proba)
+        quality = probability_scores(scored.y_true, scored.proba)
+        oof = result.calibration
+        oof_brier = f"{oof['before']['brier']:.4f}" + ("" if oof["after"] is None else f"->{oof['after']['brier']:.4f}")
         gate = rule_baseline_check(result.rule_baseline)
         added = result.timings["threshold_seconds"] + result.timings["rule_baseline_seconds"]
         rows.append({
@@ -97,6 +108,9 @@ def main() -> None:
             else f"{truth['median_lead_to_peak_s']:.0f}",
             "row F1": f"{metrics['f1']:.3f}",
             "ROC-AUC": f"{metrics['roc_auc']:.3f}",
+            "PR-AUC": f"{quality['pr_auc']:.3f}",
+            "Brier": f"{quality['brier']:.4f}",
+            "OOF Brier": oof_brier,
             "beats rule (CV)": "n/a" if not result.rule_baseline["applicable"] else
             f"{'yes' if gate.passed else 'no'} {result.rule_baseline['model_score']:.2f}/"
             f"{result.rule_baseline['rule_score']:.2f}",
@@ -104,13 +118,16 @@ def main() -> None:
             "new evaluation s": f"{added:.1f} ({added / result.fitting_seconds:.1%})",
             "wall s": f"{wall:.0f}",
         })
-        print(f"{label}: done in {wall:.0f} s", flush=True)
+        print(f"{label}: " + ", ".join(f"{k} {v}" for k, v in rows[-1].items() if k != "variant"), flush=True)
     print()
     print(pd.DataFrame(rows).to_string(index=False))
     print(f"""
 pumps caught before peak: planted pumps starting in the test window with an alert in [start - {horizon}, peak).
 false alarms/coin-day: alert episodes (alerts < {horizon} apart merged) outside every [start - {horizon}, peak]
   window, per coin-day of test rows ({truth['coin_days']:.1f} coin-days).
+PR-AUC, Brier: of the test window's probabilities against its labels (Brier: lower is better; a
+  calibrated 0.7 means about 70 %). OOF Brier: the training run's out-of-fold probabilities, raw -> calibrated
+  (in-sample for the calibrator, which is fitted on them).
 beats rule (CV): the beats_rule_baseline gate, event F1 of the model / of the rule on the training run's
   out-of-fold rows (each side at its own threshold chosen by the same objective).
 new evaluation s: choosing the threshold + the rule comparison, and its share of the model fitting

@@ -11,7 +11,13 @@ SMOTE) on four events, then ``ml.evaluation.score_rows`` (the scoring inside ``e
 fifth. Per test event and pooled: row-level precision / recall / F1, the lead time before the price
 peak, and false alerts per day away from the pump.
 
+With ``--labels known_events`` the labels come from La Morgia's ``pump_telegram.csv`` instead (the
+``label_source: known_events`` path: a candle is positive from ``--lead-minutes`` before an announced
+pump of its coin up to ``--event-minutes`` after it), and the test reports count those announcements
+as the events.
+
     python benchmarks/lamorgia_report.py [--interval 25] [--days 2] [--model-type random_forest]
+                                         [--labels target|known_events]
 """
 from __future__ import annotations
 
@@ -41,6 +47,7 @@ from pump_orchestration.vocabulary import MODEL_TYPES
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = ROOT.parent / "shared" / "realdata" / "lamorgia_pumps"
+TELEGRAM_CSV = DATA_DIR / "pump_telegram.csv"
 
 # Volumes and trade counts, but no price levels: each event's coin trades at its own price
 # (5e-6 to 6e-5 BTC), so a raw price would identify the event rather than the pump.
@@ -69,8 +76,25 @@ class Event:
     rows: pd.DataFrame  # feature_frame output: feature columns, LABEL, FUTURE_CHANGE, timestamp, mint
 
 
-def load_events(files: list[Path], interval: float, days: float,
-                request: TrainingRequest) -> tuple[list[Event], list[str], dict[str, str]]:
+def telegram_events(files: list[Path], event_minutes: float) -> pd.DataFrame:
+    """The known events (mint, start, end) of ``pump_telegram.csv`` on Binance whose coin has a trades file:
+    every announcement of the file's symbol inside the file's trades (mint = file stem, as the candles)."""
+    table = pd.read_csv(TELEGRAM_CSV)
+    table = table[table["exchange"].str.lower() == "binance"]
+    starts = pd.to_datetime(table["date"] + " " + table["hour"], utc=True)
+    rows = []
+    for path in files:
+        times = pd.to_datetime(pd.read_csv(path, usecols=["timestamp"])["timestamp"], unit="ms", utc=True)
+        symbol = path.stem.split("_")[0]
+        inside = (table["symbol"] == symbol) & (starts >= times.min()) & (starts <= times.max())
+        rows += [{"mint": path.stem, "start": t} for t in sorted(set(starts[inside]))]
+    events = pd.DataFrame(rows, columns=["mint", "start"])
+    events["end"] = events["start"] + pd.Timedelta(minutes=event_minutes)
+    return events
+
+
+def load_events(files: list[Path], interval: float, days: float, request: TrainingRequest,
+                known_events: pd.DataFrame | None = None) -> tuple[list[Event], list[str], dict[str, str]]:
     """Each file's candles (mint = file stem), labelled and featured by the pipeline on its own window.
 
     Returns the events, the feature names and the features the data cannot produce (with reasons).
@@ -81,7 +105,7 @@ def load_events(files: list[Path], interval: float, days: float,
         candles = exchange_trades_to_candles(read_exchange_trades(path), interval, mint=path.stem)
         pump = pump_time_from_filename(path)
         start, end = pump - span, pump + span
-        labelled = label_frame(candles, request, end)
+        labelled = label_frame(candles, request, end, known_events)
         rows, feature_names, skipped, _ = feature_frame(labelled, request, start, end)
         after = candles[(candles["timestamp"] >= pump) & (candles["timestamp"] < pump + PEAK_SEARCH)]
         before = candles[candles["timestamp"] < pump]
@@ -181,6 +205,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--label-mode", default="within", choices=("within", "end"))
     parser.add_argument("--cv-splits", type=int, default=5)
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--labels", default="target", choices=("target", "known_events"),
+                        help="target: price rise of --min-change %% within --future-minutes; known_events: the "
+                             "announcements of pump_telegram.csv (label_source known_events)")
+    parser.add_argument("--lead-minutes", type=float, default=1.0,
+                        help="known_events: candles from this long before an announced start are positive")
+    parser.add_argument("--event-minutes", type=float, default=5.0,
+                        help="known_events: an announced pump lasts this long (the table has start times only)")
     args = parser.parse_args(argv)
     if not args.interval > 0 or not args.days > 0:
         parser.error("--interval and --days must be positive")
@@ -197,14 +228,19 @@ def main(argv: list[str] | None = None) -> int:
     request = TrainingRequest(
         name="lamorgia", model_type=args.model_type, target_var="price_close", features=BASE_FEATURES,
         use_time_based_prediction=True, future_minutes=args.future_minutes, min_percent_change=args.min_change,
-        direction="up", label_mode=args.label_mode, use_engineered_features=True,
+        direction="up", label_mode=args.label_mode, label_source=args.labels, lead_minutes=args.lead_minutes,
+        use_engineered_features=True,
         feature_engineering_windows=WINDOWS, use_smote=True, use_timeseries_split=True, cv_splits=args.cv_splits,
         random_state=args.seed,
     )
     started = time.perf_counter()
-    events, feature_names, skipped = load_events(files, args.interval, args.days, request)
+    known = telegram_events(files, args.event_minutes) if args.labels == "known_events" else None
+    events, feature_names, skipped = load_events(files, args.interval, args.days, request, known)
+    label = (f"price_close +{args.min_change:g} % {args.label_mode} {args.future_minutes:g} min"
+             if known is None else f"known events: {len(known)} announcements of pump_telegram.csv, "
+             f"from {args.lead_minutes:g} min before to {args.event_minutes:g} min after each start")
     print(f"{len(events)} events, {args.interval:g}-s candles, +-{args.days:g} days around each pump; label: "
-          f"price_close +{args.min_change:g} % {args.label_mode} {args.future_minutes:g} min; "
+          f"{label}; "
           f"{args.model_type}, {args.cv_splits}-fold purged TimeSeriesSplit CV on the 4 training events, SMOTE on")
     print(f"features: {len(feature_names)} ({', '.join(BASE_FEATURES)} + engineered, windows "
           f"{'/'.join(map(str, WINDOWS))} min); skipped (no such data on an exchange): {', '.join(sorted(skipped))}")
@@ -227,7 +263,8 @@ def main(argv: list[str] | None = None) -> int:
         result = trained.result
         final_end = pd.Timestamp(result.split["train_end_ts"])
         pumps_seen = sum(e.peak <= final_end for e in train)
-        scored = score_rows(ModelUnderTest.from_trained(trained), test.candles, test.start, test.end)
+        scored = score_rows(ModelUnderTest.from_trained(trained), test.candles, test.start, test.end,
+                            known_events=known)
         m = classification_metrics(scored.y_true, scored.y_pred, scored.proba)
         count, days = false_alerts(test, scored, args.interval)
         detected = minutes_to_first_alert(test, scored)
@@ -308,8 +345,9 @@ threshold: the alert threshold chosen on the out-of-fold CV predictions of the f
   default: most pumps caught before the peak with at most 2 false-alert episodes per coin-day); alerts = above it.
 beats rule (CV): the beats_rule_baseline gate of that training run, event F1 model/rule on the out-of-fold rows.
 Not directly comparable with the paper: it classifies 25-s chunks around known pump times with rush-order
-  features under 5-fold CV over those chunks; here every candle of +-{args.days:g} days is labelled by a future
-  price rise, predicted from pump.fun-oriented features, on an event the model never saw. Positive candles before
+  features under 5-fold CV over those chunks; here every candle of +-{args.days:g} days is labelled by
+  {"a future price rise" if known is None else "the announced pump times"}, predicted from pump.fun-oriented
+  features, on an event the model never saw. Positive candles before
   the announcement carry no signal in the trades, and fast pumps (peak within a candle or two) leave few
   detectable positives, so row-level recall is low by construction; '1st alert at' and the false alerts are
   more telling.

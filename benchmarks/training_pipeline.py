@@ -16,12 +16,14 @@ comparison of the loader with the loader before columnar loading (``BEFORE_COMMI
 server-side cursor) and with a naive ``pandas.read_sql`` of the same query. ``--json-out`` writes the
 headline figures for ``training_scaling.py``.
 
-With ``--baseline-rf`` it also fits scikit-learn's untouched ``RandomForestClassifier`` defaults
-and the project's random forest on the same matrix, stopping the baseline at ``--rf-budget``
-seconds. See ``benchmarks/README.md`` for the meaning of every figure.
+With ``--baseline-rf`` it also fits scikit-learn's ``RandomForestClassifier`` defaults (``n_jobs``
+= available cores) and the project's forests (``--rf-types``: ``random_forest_hist``,
+``random_forest``) on the same matrix, stopping the baseline at ``--rf-budget`` seconds, and prints
+each time ratio with the ROC-AUC difference. See ``benchmarks/README.md`` for the meaning of every figure.
 
     .venv/bin/python benchmarks/training_pipeline.py --rows 1000000
-    .venv/bin/python benchmarks/training_pipeline.py --rows 1000000 --model-type random_forest --baseline-rf
+    .venv/bin/python benchmarks/training_pipeline.py --rows 500000 --stages load,labels,features \\
+        --baseline-rf --rf-budget 100000
     .venv/bin/python benchmarks/training_pipeline.py --rows 5000000 --stages load,labels,features
 """
 from __future__ import annotations
@@ -225,19 +227,21 @@ def run_probe(kind: str, dsn: str, start: pd.Timestamp, end: pd.Timestamp) -> di
 # --- random forest head-to-head ------------------------------------------------------------------
 
 
-def rf_head_to_head(inputs_X: pd.DataFrame, y: pd.Series, ts: pd.Series, defaults: dict, budget: float,
+def rf_head_to_head(inputs_X: pd.DataFrame, y: pd.Series, ts: pd.Series, ours: dict[str, dict], budget: float,
                     random_state: int = 42) -> list[dict]:
-    """Our random forest vs sklearn's untouched defaults on the same (rebalanced, chronological 80 %) matrix.
+    """The project's forests vs sklearn's default forest on the same (rebalanced, chronological 80 %) matrix.
 
-    The baseline is grown with ``warm_start`` one tree at a time: the trees are those of one
-    ``fit`` with the same random_state (sklearn skips the random draws of the trees it already
-    has), so the cost per tree is the untouched default's, and growing stops once ``budget``
-    seconds are used; the time for 100 trees is then extrapolated.
+    ``ours`` maps each project model type to its defaults (as in ``ref_model_types``). The baseline is
+    ``RandomForestClassifier()`` with only ``n_jobs = available_cores()`` set (the project gives its own
+    forests the same threads). It is grown with ``warm_start``, ``n_jobs`` trees per ``fit`` call: the
+    trees are those of one ``fit`` with the same random_state (sklearn skips the random draws of the
+    trees it already has), so the cost per tree is the default's, and growing stops once ``budget``
+    seconds are used; the time for 100 trees is then extrapolated (and its ROC-AUC is not comparable).
     """
     from sklearn.ensemble import RandomForestClassifier
     from sklearn.metrics import f1_score, roc_auc_score
 
-    from pump_orchestration.ml.models import RF_BOOTSTRAP_ROWS, build_estimator
+    from pump_orchestration.ml.models import RF_BOOTSTRAP_ROWS, available_cores, build_estimator
     from pump_orchestration.ml.training import rebalance
 
     order = np.argsort(ts.to_numpy(dtype="datetime64[ns]"), kind="stable")
@@ -259,35 +263,38 @@ def rf_head_to_head(inputs_X: pd.DataFrame, y: pd.Series, ts: pd.Series, default
                 "test_roc_auc": roc_auc_score(y_test, proba)}
 
     results = []
-    ours = build_estimator("random_forest", defaults, random_state=random_state, n_samples=n)
-    p = ours.get_params()
-    t0 = time.perf_counter()
-    ours.fit(X_fit, y_fit)
-    seconds = time.perf_counter() - t0
-    results.append({"name": "ours", "trees": p["n_estimators"], "seconds": seconds, "complete": True,
-                    "settings": f"n_estimators={p['n_estimators']}, max_depth={p['max_depth']}, n_jobs={p['n_jobs']}, "
-                                f"max_samples={p['max_samples'] if p['max_samples'] is None else round(p['max_samples'] * n)} rows"
-                                f" (cap {RF_BOOTSTRAP_ROWS:,})",
-                    **quality(ours)})
-    print(f"  RF ours: {seconds:.1f}s", flush=True)
-    del ours
+    for model_type, defaults in ours.items():
+        model = build_estimator(model_type, defaults, random_state=random_state, n_samples=n)
+        p = model.get_params()
+        settings = ", ".join(f"{k}={p[k]}" for k in (*defaults, "n_jobs") if k in p)
+        if model_type == "random_forest":
+            rows = n if p["max_samples"] is None else round(p["max_samples"] * n)
+            settings += f", max_samples={rows:,} rows (cap {RF_BOOTSTRAP_ROWS:,})"
+        t0 = time.perf_counter()
+        model.fit(X_fit, y_fit)
+        seconds = time.perf_counter() - t0
+        results.append({"name": model_type, "trees": p["n_estimators"], "seconds": seconds, "complete": True,
+                        "settings": settings, **quality(model)})
+        print(f"  RF {model_type}: {seconds:.1f}s", flush=True)
+        del model
 
-    baseline = RandomForestClassifier(random_state=random_state)  # untouched defaults
+    n_jobs = available_cores()
+    baseline = RandomForestClassifier(random_state=random_state, n_jobs=n_jobs)  # otherwise the defaults
     p = baseline.get_params()
     target = p["n_estimators"]
     baseline.set_params(warm_start=True, n_estimators=0)
     elapsed, trees = 0.0, 0
     while trees < target and elapsed < budget:
-        trees += 1
+        trees = min(target, trees + n_jobs)
         baseline.set_params(n_estimators=trees)
         t0 = time.perf_counter()
         baseline.fit(X_fit, y_fit)
         elapsed += time.perf_counter() - t0
-        if trees in (1, 2, 5) or trees % 10 == 0:
+        if trees <= 2 * n_jobs or trees % 10 == 0:
             print(f"  RF sklearn defaults: {trees} trees in {elapsed:.0f}s", flush=True)
     results.append({"name": "sklearn defaults", "trees": trees, "seconds": elapsed, "complete": trees >= target,
                     "extrapolated_seconds": elapsed / trees * target,
-                    "settings": f"n_estimators={target}, max_depth={p['max_depth']}, n_jobs={p['n_jobs']}, "
+                    "settings": f"n_estimators={target}, max_depth={p['max_depth']}, n_jobs={n_jobs}, "
                                 f"max_samples={p['max_samples']} (= {n:,} rows per tree)",
                     "depth_mean": float(np.mean([e.get_depth() for e in baseline.estimators_])),
                     **quality(baseline)})
@@ -314,6 +321,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline-rf", action="store_true",
                         help="also fit sklearn's untouched RandomForestClassifier defaults vs ours on the same matrix")
     parser.add_argument("--rf-budget", type=float, default=600.0, help="seconds after which the baseline RF stops")
+    parser.add_argument("--rf-types", default="random_forest_hist,random_forest",
+                        help="the project's model types fitted against the baseline RF (comma list)")
     parser.add_argument("--no-read-sql", action="store_true", help="skip the pandas.read_sql comparison")
     parser.add_argument("--keep-db", action="store_true", help="leave the PostgreSQL cluster running at the end")
     parser.add_argument("--json-out", help="write the headline figures as JSON to this file")
@@ -456,11 +465,9 @@ def main(argv: list[str] | None = None) -> int:
         rf = None
         if args.baseline_rf and ef is not None:
             print("## random forest: ours vs sklearn defaults on the same matrix", flush=True)
-            rf_defaults = defaults if request.model_type == "random_forest" else None
-            if rf_defaults is None:
-                with engine.connect() as conn:
-                    rf_defaults = repository.get_model_type_defaults(conn, "random_forest")
-            rf = rf_head_to_head(ef[feature_names], ef[LABEL], ef["timestamp"], rf_defaults, args.rf_budget)
+            with engine.connect() as conn:
+                rf_ours = {t: repository.get_model_type_defaults(conn, t) for t in args.rf_types.split(",")}
+            rf = rf_head_to_head(ef[feature_names], ef[LABEL], ef["timestamp"], rf_ours, args.rf_budget)
 
         # --- report ---
         print("\n## results")
@@ -511,9 +518,12 @@ def main(argv: list[str] | None = None) -> int:
                 extra = f", mean tree depth {x['depth_mean']:.0f}" if "depth_mean" in x else ""
                 print(f"  {x['name']:17s} {status}; test f1 {x['test_f1']:.3f}, roc_auc {x['test_roc_auc']:.3f} "
                       f"[{x['settings']}{extra}]")
-            ours, base = rf
-            print(f"RATIO sklearn-defaults / ours (100 trees, extrapolated if cut): "
-                  f"{base['extrapolated_seconds'] / ours['seconds']:.1f}x")
+            *ours, base = rf
+            for x in ours:
+                print(f"RATIO sklearn-defaults / {x['name']} (100 trees, extrapolated if cut): "
+                      f"{base['extrapolated_seconds'] / x['seconds']:.1f}x; ROC-AUC difference "
+                      f"{x['test_roc_auc'] - base['test_roc_auc']:+.3f}"
+                      f"{'' if base['complete'] else ' (baseline cut: not like for like)'}")
         if matrix_bytes:
             print(f"feature matrix {matrix_bytes / 2**20:,.0f} MiB; RATIO peak RSS / feature matrix = "
                   f"{peak_pipeline * 1024 / matrix_bytes:.2f}")

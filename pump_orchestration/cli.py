@@ -1,4 +1,4 @@
-"""Command line: pump-orchestration init-db | generate | import-trades | demo | models | score.
+"""Command line: pump-orchestration init-db | generate | import-trades | import-events | demo | models | score.
 
 demo is the README's first command: it fills the embedded warehouse with synthetic data and
 trains a first model through Dagster, so the run, its metadata and the model show up in the UI
@@ -84,6 +84,22 @@ def _cmd_import_trades(args) -> int:
     if not Path(args.path).is_file():
         raise UsageError(f"path: no such file: {args.path}")
     print(json.dumps(ingest_trades(_engine(), args.path, interval_seconds=args.interval), indent=2))
+    return 0
+
+
+def _cmd_import_events(args) -> int:
+    from pump_orchestration.data.known_events import read_known_events
+    from pump_orchestration.warehouse.repository import replace_known_events
+
+    events = read_known_events(args.path)  # every row checked before the transaction below
+    rows = [{k: (None if v is None or v != v else v) for k, v in row.items()}  # NaN -> NULL
+            for row in events.to_dict("records")]
+    with _engine().begin() as conn:
+        counts = replace_known_events(conn, rows)
+    print(json.dumps({"path": str(args.path), "events": len(rows), **counts,
+                      "coins": int(events["mint"].nunique()),
+                      "first_start": events["start_time"].min().isoformat(),
+                      "last_end": events["end_time"].max().isoformat()}, indent=2))
     return 0
 
 
@@ -307,6 +323,12 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("path", help="the trades CSV (one row per trade)")
     imp.add_argument("--interval", type=_positive(int), default=5, help="seconds per coin_metrics row (default 5)")
     imp.set_defaults(func=_cmd_import_trades)
+
+    events = sub.add_parser("import-events", help="store known pump events (e.g. Telegram signals) in "
+                                                  "ml_known_events for label_source: known_events (idempotent)")
+    events.add_argument("path", help="CSV with mint, start_time and end_time or duration_minutes "
+                                     "(optional symbol, source, note); naive times are UTC")
+    events.set_defaults(func=_cmd_import_events)
 
     demo = sub.add_parser("demo", help="generate a day of synthetic data and train a first model via Dagster "
                                        "(needs DAGSTER_HOME; bash scripts/demo.sh sets it)")

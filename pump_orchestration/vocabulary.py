@@ -24,6 +24,8 @@ DEFAULT_MODEL_PARAMS: dict[str, dict[str, Any]] = {
     "neural_network": {"hidden_layers": [100, 50], "activation": "relu", "max_iter": 200},
     # None: the widest volume_ratio_{w} and the narrowest price_change_{w} of the request's features.
     "rule_baseline": {"volume_feature": None, "price_feature": None},
+    # XGBoost's random-forest mode: one round of n_estimators histogram trees, each on a row and column sample.
+    "random_forest_hist": {"n_estimators": 100, "max_depth": 8, "subsample": 0.8, "colsample_bynode": 0.5},
 }
 #: One line per model type (``ref_model_types.description``).
 MODEL_TYPE_DESCRIPTIONS: dict[str, str] = {
@@ -33,6 +35,7 @@ MODEL_TYPE_DESCRIPTIONS: dict[str, str] = {
     "logistic_regression": "Logistic regression: simple, fast, interpretable",
     "neural_network": "Multi-layer perceptron: flexible, needs much data",
     "rule_baseline": "Volume burst and price rise over two thresholds chosen on the training part: the bar to beat",
+    "random_forest_hist": "Histogram random forest (XGBoost): a random forest many times faster on large windows",
 }
 MODEL_TYPES: tuple[str, ...] = tuple(DEFAULT_MODEL_PARAMS)
 
@@ -48,6 +51,13 @@ DIRECTIONS = ("up", "down")
 #: How the future value of a time-based target is taken: the value at the end of the horizon,
 #: or the peak (trough for "down") within it.
 LABEL_MODES = ("end", "within")
+#: ``label_source`` of a request: the target's own rule (``target_var`` rises, or passes a threshold), or
+#: rows inside a known pump event of ``ml_known_events`` (e.g. Telegram pump signals).
+LABEL_SOURCES = ("target", "known_events")
+
+#: ``winner_by`` of a comparison: which test figure decides (event F1 = pumps caught before the peak vs.
+#: alert-episode precision; row F1; ROC-AUC). Default: event_f1 when both targets are time-based, else f1.
+WINNER_BY = ("event_f1", "f1", "roc_auc")
 
 # ---------------------------------------------------------------- ml_jobs
 
@@ -64,6 +74,10 @@ DEFAULT_ALERT_THRESHOLD = 0.7
 #: How training picks a model's alert threshold on its out-of-fold predictions (``ml.metrics.choose_threshold``):
 #: most pumps caught before the peak with at most N false-alert episodes per coin-day, best row F1, or 0.5 as is.
 THRESHOLD_OBJECTIVES = ("max_events_within_false_alarms", "f1", "none")
+#: How a training part's rare class is handled (request ``imbalance``); the first is the default.
+IMBALANCE_METHODS = ("smote", "class_weight", "none")
+#: How out-of-fold probabilities are calibrated (request ``calibration``); the first is the default.
+CALIBRATION_METHODS = ("none", "sigmoid", "isotonic")
 #: ``prediction_webhooks.status``: waiting (or retrying), accepted by the receiver, given up after too long.
 WEBHOOK_STATUSES = ("PENDING", "DELIVERED", "GIVEN_UP")
 #: The ``service``/``version`` every webhook payload names (the original service's payload structure).

@@ -153,3 +153,28 @@ def test_demo_reports_why_its_run_failed(tmp_path):
     with engine.connect() as conn:
         status, error = conn.execute(sa.text("select status, error_msg from ml_jobs")).one()
     assert status == "FAILED" and reason in error
+
+
+def test_import_events_is_idempotent_and_refuses_a_bad_file_before_writing(tmp_path):
+    env = {"PUMP_DATA_DIR": str(tmp_path / "data")}
+    good = tmp_path / "signals.csv"
+    good.write_text("mint,symbol,start_time,duration_minutes,note\n"
+                    "m1,PUMP,2025-09-01T16:00:00Z,10,channel A\n"
+                    "m2,,2025-09-01 17:30,5,\n")
+    first = json.loads(_run(["import-events", str(good)], env))
+    assert (first["events"], first["new"], first["replaced"], first["coins"]) == (2, 2, 0, 2)
+    again = json.loads(_run(["import-events", str(good)], env))
+    assert (again["new"], again["replaced"]) == (0, 2)
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'data' / 'warehouse.sqlite'}")
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("select mint, symbol, source, note from ml_known_events order by mint")).all()
+    assert rows == [("m1", "PUMP", "signals.csv", "channel A"), ("m2", None, "signals.csv", None)]
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text("mint,start_time,end_time\nm3,2025-09-02T10:00:00Z,2025-09-02T10:05:00Z\n"
+                   "m4,yesterday,2025-09-02T10:05:00Z\n")
+    out = _call(["import-events", str(bad)], env)
+    assert (out.returncode, out.stderr) == (
+        2, "pump-orchestration: bad.csv, line 3: start_time 'yesterday' is not an ISO timestamp\n")
+    with engine.connect() as conn:  # the good row m3 of the bad file was not written either
+        assert conn.execute(sa.text("select count(*) from ml_known_events")).scalar() == 2

@@ -19,8 +19,8 @@ ASSET_CHECKS = {
     "test_report": ["beats_majority_baseline", "enough_positives", "not_overfitted", "test_window_disjoint"],
 }
 TRAINING_REQUEST_FIELDS = [
-    "cv_splits", "description", "direction", "feature_engineering_windows", "features", "fee_pct", "future_minutes",
-    "label_mode", "max_false_alarms_per_coin_day", "min_percent_change", "model_type", "n_jobs", "name", "params",
+    "calibration", "cv_splits", "description", "direction", "feature_engineering_windows", "features", "fee_pct",
+    "future_minutes", "imbalance", "label_mode", "label_source", "lead_minutes", "max_false_alarms_per_coin_day", "min_percent_change", "model_type", "n_jobs", "name", "params",
     "phases", "random_state", "target_operator", "target_value", "target_var", "threshold_objective", "train_end",
     "train_start", "use_engineered_features", "use_smote", "use_time_based_prediction", "use_timeseries_split",
 ]
@@ -33,7 +33,7 @@ RUN_CONFIG_PATHS = {
     },
     "test_model_job": {"ops.test_report.config": ["min_positives", "model", "test_end", "test_start", "threshold"]},
     "compare_models_job": {"ops.model_comparison.config": ["model_a", "model_b", "n_bootstrap", "test_end",
-                                                           "test_start"]},
+                                                           "test_start", "winner_by"]},
     "generate_synthetic_data_job": {"ops.generate_synthetic_coin_metrics.config": ["hours", "live", "n_coins",
                                                                                   "pump_share", "seed", "start"]},
     "import_trades_job": {"ops.import_trades_into_coin_metrics.config": ["interval_seconds", "path"]},

@@ -71,17 +71,18 @@ CREATE TABLE IF NOT EXISTS ml_models (
     CONSTRAINT chk_models_status CHECK (status IN ('TRAINING', 'READY', 'FAILED')),
     CONSTRAINT chk_models_model_type CHECK (model_type IN
         ('random_forest', 'xgboost', 'gradient_boosting', 'logistic_regression', 'neural_network',
-         'rule_baseline')),
+         'rule_baseline', 'random_forest_hist')),
     CONSTRAINT chk_models_target_operator CHECK (target_operator IS NULL OR target_operator IN ('>', '<', '>=', '<=', '=')),
     CONSTRAINT chk_models_target_direction CHECK (target_direction IS NULL OR target_direction IN ('up', 'down')),
     CONSTRAINT chk_models_future_minutes CHECK (future_minutes IS NULL OR future_minutes > 0),
     CONSTRAINT chk_models_train_window CHECK (train_start < train_end)
 );
 ALTER TABLE ml_models ADD COLUMN IF NOT EXISTS alert_threshold DOUBLE PRECISION;  -- databases created before it
--- A database created before rule_baseline existed gets the current model_type check (idempotent).
+-- A database created before rule_baseline or random_forest_hist existed gets the current model_type check (idempotent).
 ALTER TABLE ml_models DROP CONSTRAINT IF EXISTS chk_models_model_type;
 ALTER TABLE ml_models ADD CONSTRAINT chk_models_model_type CHECK (model_type IN
-    ('random_forest', 'xgboost', 'gradient_boosting', 'logistic_regression', 'neural_network', 'rule_baseline'));
+    ('random_forest', 'xgboost', 'gradient_boosting', 'logistic_regression', 'neural_network', 'rule_baseline',
+     'random_forest_hist'));
 CREATE INDEX IF NOT EXISTS idx_models_status ON ml_models (status);
 CREATE INDEX IF NOT EXISTS idx_models_created ON ml_models (created_at DESC);
 
@@ -162,6 +163,23 @@ CREATE TABLE IF NOT EXISTS ml_comparisons (
 );
 CREATE INDEX IF NOT EXISTS idx_comparisons_models ON ml_comparisons (model_a_id, model_b_id);
 
+-- Known pump events (e.g. Telegram pump signals), imported with `pump-orchestration import-events`; a
+-- request with label_source known_events labels the rows inside them. One event per (mint, start_time):
+-- re-importing a file replaces its events instead of doubling them.
+CREATE TABLE IF NOT EXISTS ml_known_events (
+    id          BIGSERIAL  PRIMARY KEY,
+    mint        TEXT       NOT NULL,  -- coin_metrics.mint
+    symbol      TEXT,
+    start_time  TIMESTAMP WITH TIME ZONE NOT NULL,
+    end_time    TIMESTAMP WITH TIME ZONE NOT NULL,
+    source      TEXT       NOT NULL,  -- where the event comes from, e.g. telegram:channel or the file name
+    note        TEXT,
+    created_at  TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT now(),
+    CONSTRAINT uq_known_events_mint_start UNIQUE (mint, start_time),
+    CONSTRAINT chk_known_events_window CHECK (end_time >= start_time)
+);
+CREATE INDEX IF NOT EXISTS idx_known_events_start ON ml_known_events (start_time);
+
 -- Mirror of the Dagster runs of the ML jobs (the original service's job queue), kept so existing SQL
 -- dashboards keep working. job_type: TRAIN, TEST, COMPARE, or WALK_FORWARD (a run that trains and
 -- tests a series of models on consecutive windows).
@@ -241,14 +259,15 @@ CREATE TABLE IF NOT EXISTS prediction_active_models (
     updated_at            TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT now(),
     CONSTRAINT chk_model_type CHECK (model_type IN
         ('random_forest', 'xgboost', 'gradient_boosting', 'logistic_regression', 'neural_network',
-         'rule_baseline')),
+         'rule_baseline', 'random_forest_hist')),
     CONSTRAINT chk_operator CHECK (target_operator IS NULL OR target_operator IN ('>', '<', '>=', '<=', '=')),
     CONSTRAINT chk_direction CHECK (target_direction IS NULL OR target_direction IN ('up', 'down')),
     CONSTRAINT chk_alert_threshold CHECK (alert_threshold >= 0 AND alert_threshold <= 1)
 );
 ALTER TABLE prediction_active_models DROP CONSTRAINT IF EXISTS chk_model_type;
 ALTER TABLE prediction_active_models ADD CONSTRAINT chk_model_type CHECK (model_type IN
-    ('random_forest', 'xgboost', 'gradient_boosting', 'logistic_regression', 'neural_network', 'rule_baseline'));
+    ('random_forest', 'xgboost', 'gradient_boosting', 'logistic_regression', 'neural_network', 'rule_baseline',
+     'random_forest_hist'));
 CREATE INDEX IF NOT EXISTS idx_active_models_active ON prediction_active_models (is_active) WHERE is_active = true;
 CREATE INDEX IF NOT EXISTS idx_active_models_model_id ON prediction_active_models (model_id);
 CREATE INDEX IF NOT EXISTS idx_active_models_custom_name ON prediction_active_models (custom_name) WHERE custom_name IS NOT NULL;
@@ -355,7 +374,9 @@ INSERT INTO ref_model_types (id, name, description, default_params) VALUES
     (5, 'neural_network', 'Multi-layer perceptron: flexible, needs much data',
         '{"hidden_layers": [100, 50], "activation": "relu", "max_iter": 200}'),
     (6, 'rule_baseline', 'Volume burst and price rise over two thresholds chosen on the training part: the bar to beat',
-        '{"volume_feature": null, "price_feature": null}')
+        '{"volume_feature": null, "price_feature": null}'),
+    (7, 'random_forest_hist', 'Histogram random forest (XGBoost): a random forest many times faster on large windows',
+        '{"n_estimators": 100, "max_depth": 8, "subsample": 0.8, "colsample_bynode": 0.5}')
 ON CONFLICT DO NOTHING;
 
 COMMIT;

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from pump_orchestration.ml.features import engineer_features, engineered_feature_names
-from pump_orchestration.ml.labels import labels_from_change, threshold_labels, time_based_change
+from pump_orchestration.ml.labels import known_event_labels, labels_from_change, threshold_labels, time_based_change
 from pump_orchestration.ml.request import FeatureSpec, LabelSpec
 
 LABEL = "label"
@@ -24,13 +24,21 @@ class DatasetError(ValueError):
     """The data cannot produce a usable dataset (empty window, one class, missing or all-NaN column...)."""
 
 
-def make_labels(df: pd.DataFrame, spec: LabelSpec) -> tuple[pd.Series, pd.Series | None]:
+def make_labels(df: pd.DataFrame, spec: LabelSpec,
+                known_events: pd.DataFrame | None = None) -> tuple[pd.Series, pd.Series | None]:
     """Labels (float 0/1, NaN = unlabelled) and, for time-based targets, the trade's exit change.
+
+    A known-event spec labels from ``known_events`` (``mint``, ``start``, ``end``; see
+    :func:`~pump_orchestration.ml.labels.known_event_labels`) and has no exit change.
 
     The exit change is the % change to the coin's last row at or before t + future_minutes, in every
     label mode: a trade opened on an alert is closed at the horizon, not at a peak nobody can time
     (``label_mode: within`` labels by the peak but still exits at the horizon). Simulated profit uses it.
     """
+    if spec.known_events:
+        if known_events is None:
+            raise DatasetError("label_source: known_events needs the ml_known_events table; none was loaded")
+        return known_event_labels(df, known_events, spec.lead_minutes), None
     if spec.target_var not in df.columns:
         raise DatasetError(f"target_var: column {spec.target_var!r} is not in the loaded data")
     if not spec.time_based:
@@ -40,6 +48,15 @@ def make_labels(df: pd.DataFrame, spec: LabelSpec) -> tuple[pd.Series, pd.Series
     if spec.mode != "end":
         change = time_based_change(df, spec.target_var, spec.future_minutes, mode="end", direction=spec.direction)
     return labels, change
+
+
+def require_known_events(events: pd.DataFrame, mints, start: pd.Timestamp, end: pd.Timestamp) -> None:
+    """Refuse a training window in which no known event of its coins (``mints``) lies: every label would be 0."""
+    inside = events["mint"].isin(set(mints)) & (events["end"] >= start) & (events["start"] < end)
+    if not inside.any():
+        raise DatasetError(f"label_source known_events: no event of ml_known_events meets the window "
+                           f"[{start.isoformat()}, {end.isoformat()}) for its coins; import the pumps of that "
+                           "period with 'pump-orchestration import-events FILE.csv' or choose another window")
 
 
 def build_feature_matrix(df: pd.DataFrame, spec: FeatureSpec) -> tuple[pd.DataFrame, dict[str, str]]:

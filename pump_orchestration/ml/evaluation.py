@@ -11,7 +11,7 @@ look-back rows before it (what the ``coin_metrics_slice`` asset produces), in
 any order. Rows after ``test_end`` may be present; they never reach a label.
 
 Comparisons score both models on exactly the same rows and pick a winner by a
-fixed rule (:func:`choose_winner`); the significance of the difference comes
+chosen rule (:func:`choose_winner`, ``winner_by``); the significance of the difference comes
 from McNemar's exact test and a paired bootstrap of the F1 difference.
 """
 from __future__ import annotations
@@ -28,13 +28,15 @@ from pump_orchestration.ml.model_store import LoadedModel
 from pump_orchestration.ml.records import TrainedModel
 from pump_orchestration.ml.request import FeatureSpec, LabelSpec
 from pump_orchestration.ml.training import predict_proba_positive
-from pump_orchestration.vocabulary import to_utc
+from pump_orchestration.vocabulary import WINNER_BY, to_utc
 
 #: A test accuracy more than this below the training accuracy marks the model as overfitted.
 OVERFIT_GAP = 0.10
 #: Significance level of both the McNemar test and the bootstrap CI (95 %).
 ALPHA = 0.05
-WINNER_RULE = "F1, then ROC-AUC"
+#: ``winner_by`` -> the test figures compared in turn (later ones only break a tie of the earlier).
+WINNER_KEYS = {"event_f1": ("event_f1", "f1", "roc_auc"), "f1": ("f1", "roc_auc"), "roc_auc": ("roc_auc",)}
+_WINNER_NAMES = {"event_f1": "event F1", "f1": "F1", "roc_auc": "ROC-AUC"}
 
 # Accuracy/F1 are ratios of row counts: differences below this are float rounding, not a real gap.
 _ROUNDING = 1e-9
@@ -215,7 +217,8 @@ class ScoredRows:
 
 
 def score_rows(model: ModelUnderTest, frame: pd.DataFrame, start, end, *,
-               features_cache: dict | None = None, threshold: float | None = None) -> ScoredRows:
+               features_cache: dict | None = None, threshold: float | None = None,
+               known_events: pd.DataFrame | None = None) -> ScoredRows:
     """Labels and predictions of ``model`` for the rows of ``frame`` in [start, end) it can score.
 
     A row is predicted positive when its probability is above ``threshold`` (default: the model's
@@ -241,7 +244,7 @@ def score_rows(model: ModelUnderTest, frame: pd.DataFrame, start, end, *,
     label_key = ("labels", model.label_spec, end)
     if label_key not in cache:
         before_end = frame[frame["timestamp"] < end]
-        cache[label_key] = (before_end, *make_labels(before_end, model.label_spec))
+        cache[label_key] = (before_end, *make_labels(before_end, model.label_spec, known_events))
     before_end, labels, change = cache[label_key]
     if model.feature_spec not in cache:
         cache[model.feature_spec] = build_feature_matrix(frame, model.feature_spec)
@@ -285,28 +288,40 @@ def _check_threshold(threshold: float) -> float:
     return float(threshold)
 
 
-def event_figures(model: ModelUnderTest, scored: ScoredRows, frame: pd.DataFrame) -> dict | None:
-    """Pumps caught and false alarms, as a trader counts them (``ml.events``), for a time-based target.
+def event_figures(model: ModelUnderTest, scored: ScoredRows, frame: pd.DataFrame,
+                  known_events: pd.DataFrame | None = None) -> dict | None:
+    """Pumps caught and false alarms, as a trader counts them (``ml.events``), for a time-based or
+    known-event target; None for threshold targets.
 
-    Events are the model's own positive labels: a coin's positive rows less than one horizon apart are one
-    pump; its peak is the highest ``target_var`` up to one horizon after its last positive row. An alert
-    (predicted 1) up to one horizon before a pump's start and up to its peak detects it; other alerts are
-    false, merged into episodes when less than one horizon apart. None for threshold targets.
+    Time-based: events are the model's own positive labels: a coin's positive rows less than one horizon
+    apart are one pump; its peak is the highest ``target_var`` up to one horizon after its last positive
+    row. An alert (predicted 1) up to one horizon before a pump's start and up to its peak detects it;
+    other alerts are false, merged into episodes when less than one horizon apart.
+    Known events: the events of ``known_events`` of the scored coins that meet the scored rows' span
+    (``ml.events.known_event_report``: detected from ``lead_minutes`` before the start).
     """
-    from pump_orchestration.ml.events import label_event_report
+    from pump_orchestration.ml.events import known_event_report, label_event_report
 
-    if not model.label_spec.time_based:
+    spec = model.label_spec
+    if not (spec.time_based or spec.known_events):
         return None
-    horizon = pd.Timedelta(minutes=model.label_spec.future_minutes)
-    values = frame.loc[scored.index, model.label_spec.target_var].to_numpy(dtype=float)
-    report = label_event_report(scored.mints.to_numpy(), scored.timestamps, scored.y_true, scored.y_pred,
-                                horizon, values=values)
+    values = (frame.loc[scored.index, spec.target_var].to_numpy(dtype=float)
+              if spec.target_var in frame.columns else None)
+    mints = scored.mints.to_numpy()
+    if spec.known_events:
+        lo, hi = scored.timestamps.min(), scored.timestamps.max()
+        meets = (known_events["end"] >= lo) & (known_events["start"] - spec.horizon <= hi)
+        report = known_event_report(known_events[meets], mints, scored.timestamps, scored.y_pred,
+                                    lead=spec.horizon, values=values)
+    else:
+        report = label_event_report(mints, scored.timestamps, scored.y_true, scored.y_pred,
+                                    pd.Timedelta(minutes=spec.future_minutes), values=values)
     report["per_event"] = report["per_event"][:200]  # the row keeps the figures, not every episode
     return report
 
 
 def _test_row(model: ModelUnderTest, scored: ScoredRows, start: pd.Timestamp, end: pd.Timestamp,
-              frame: pd.DataFrame) -> dict:
+              frame: pd.DataFrame, known_events: pd.DataFrame | None = None) -> dict:
     """The ``ml_test_results`` values of ``model`` on ``scored`` (rows of ``frame``)."""
     metrics = classification_metrics(scored.y_true, scored.y_pred, scored.proba, scored.future_change_pct,
                                      direction=model.label_spec.direction, fee_pct=model.fee_pct)
@@ -327,13 +342,14 @@ def _test_row(model: ModelUnderTest, scored: ScoredRows, start: pd.Timestamp, en
         **{f"train_{m}": model.train_metrics.get(m) for m in _TRAIN_METRICS},
         **degradation(model.train_metrics, metrics),
         "test_duration_days": (end - start) / pd.Timedelta(days=1),
-        "event_metrics": event_figures(model, scored, frame),
+        "event_metrics": event_figures(model, scored, frame, known_events),
         "alert_threshold": scored.threshold,
     }
 
 
 def evaluate_model(model: ModelUnderTest, frame: pd.DataFrame, test_start, test_end, *,
-                   features_cache: dict | None = None, threshold: float | None = None) -> dict:
+                   features_cache: dict | None = None, threshold: float | None = None,
+                   known_events: pd.DataFrame | None = None) -> dict:
     """Test ``model`` on [test_start, test_end): the column values of one ``ml_test_results`` row.
 
     Metrics are ``classification_metrics`` on :func:`score_rows` at ``threshold`` (default: the
@@ -342,8 +358,9 @@ def evaluate_model(model: ModelUnderTest, frame: pd.DataFrame, test_start, test_
     Python types; ``test_start``/``test_end`` are UTC Timestamps.
     """
     start, end = to_utc(test_start, "test_start"), to_utc(test_end, "test_end")
-    scored = score_rows(model, frame, start, end, features_cache=features_cache, threshold=threshold)
-    return _test_row(model, scored, start, end, frame)
+    scored = score_rows(model, frame, start, end, features_cache=features_cache, threshold=threshold,
+                        known_events=known_events)
+    return _test_row(model, scored, start, end, frame, known_events)
 
 
 def _order(x: float | None, y: float | None, tol: float) -> int:
@@ -355,20 +372,56 @@ def _order(x: float | None, y: float | None, tol: float) -> int:
     return 1 if x > y else -1
 
 
-def choose_winner(metrics_a: dict, metrics_b: dict, tol: float = 1e-9) -> Literal["a", "b"] | None:
-    """The better of two models by the rule "F1, then ROC-AUC"; ``None`` on a tie.
+def winner_rule(winner_by: str) -> str:
+    """The rule of ``winner_by`` in words, e.g. "F1, then ROC-AUC" (stored with the comparison)."""
+    return ", then ".join(_WINNER_NAMES[k] for k in WINNER_KEYS[winner_by])
 
-    Higher ``f1`` wins; if the F1 values differ by at most ``tol``, higher ``roc_auc``
-    wins; if that ties too (within ``tol``, or both ``None``) there is no winner. A
-    ``None`` value counts as lower than any number. Keys are ``classification_metrics``
-    names. F1 leads because pump labels are rare (accuracy rewards predicting "no
-    pump"); ROC-AUC breaks ties independently of the 0.5 threshold.
+
+def resolve_winner_by(winner_by: str | None, a: ModelUnderTest, b: ModelUnderTest) -> str:
+    """``winner_by`` checked against both models; ``None`` = event_f1 when both have events, else f1.
+
+    Event figures exist only for time-based and known-event targets, so asking for event_f1 with a
+    threshold target is an error.
     """
-    for key in ("f1", "roc_auc"):
+    def has_events(model: ModelUnderTest) -> bool:
+        return model.label_spec.time_based or model.label_spec.known_events
+
+    if winner_by is None:
+        return "event_f1" if has_events(a) and has_events(b) else "f1"
+    if winner_by not in WINNER_BY:
+        raise ValueError(f"winner_by: {winner_by!r} is unknown; allowed: {', '.join(WINNER_BY)}")
+    if winner_by == "event_f1" and not (has_events(a) and has_events(b)):
+        threshold_model = b if has_events(a) else a
+        raise ValueError(f"winner_by: event_f1 needs time-based or known-event targets, but model "
+                         f"{threshold_model.name!r} has a threshold target; use f1 or roc_auc")
+    return winner_by
+
+
+def choose_winner(metrics_a: dict, metrics_b: dict, tol: float = 1e-9,
+                  winner_by: str = "f1") -> Literal["a", "b"] | None:
+    """The better of two models by the rule of ``winner_by`` (:data:`WINNER_KEYS`); ``None`` on a tie.
+
+    The first figure decides; a later one only when all before it differ by at most
+    ``tol``; if every figure ties (within ``tol``, or both ``None``) there is no winner.
+    A ``None`` value counts as lower than any number. Keys are ``classification_metrics``
+    names plus ``event_f1``. F1 rather than accuracy because pump labels are rare
+    (accuracy rewards predicting "no pump"); ROC-AUC breaks ties independently of the
+    threshold; event F1 (``ml.events.event_f1``) judges pumps caught before the peak
+    against noisy alert episodes, which row figures mis-rank for time-based targets.
+    """
+    for key in WINNER_KEYS[winner_by]:
         order = _order(metrics_a.get(key), metrics_b.get(key), tol)
         if order:
             return "a" if order > 0 else "b"
     return None
+
+
+def _winner_figures(test: dict) -> dict[str, float | None]:
+    """The figures :func:`choose_winner` reads, from one ``_test_row``."""
+    from pump_orchestration.ml.events import event_f1
+
+    events = test.get("event_metrics")
+    return {"f1": test["f1_score"], "roc_auc": test["roc_auc"], "event_f1": event_f1(events) if events else None}
 
 
 @dataclass
@@ -433,7 +486,6 @@ def paired_significance(a: ScoredRows, b: ScoredRows, *, n_bootstrap: int = 1000
     lo, hi = (float(v) for v in np.percentile(diffs, [100 * ALPHA / 2, 100 * (1 - ALPHA / 2)]))
     f1_diff = float(_f1_diff(observed.reshape(4, 4)))
     return {
-        "rule": WINNER_RULE,
         "f1_diff": f1_diff,
         "f1_diff_ci95": [lo, hi],
         "mcnemar_b01": b01,
@@ -446,7 +498,8 @@ def paired_significance(a: ScoredRows, b: ScoredRows, *, n_bootstrap: int = 1000
 
 def compare_models(a: ModelUnderTest, b: ModelUnderTest, frame: pd.DataFrame, test_start, test_end, *,
                    n_bootstrap: int = 1000, random_state: int = 0,
-                   features_cache: dict | None = None) -> ComparisonResult:
+                   features_cache: dict | None = None, winner_by: str | None = None,
+                   known_events: pd.DataFrame | None = None) -> ComparisonResult:
     """Test ``a`` and ``b`` on exactly the same rows of [test_start, test_end) and pick a winner.
 
     The common rows are those both models can score (labelled under each one's
@@ -454,15 +507,17 @@ def compare_models(a: ModelUnderTest, b: ModelUnderTest, frame: pd.DataFrame, te
     only one model can score are dropped for both and counted in ``rows_dropped``.
     Models with different label specs are each scored against their own labels
     (``significance["same_labels"]`` is then False, with a note). The winner follows
-    :func:`choose_winner`; ``significance`` comes from :func:`paired_significance`.
+    :func:`choose_winner` with :func:`resolve_winner_by` (checked before any scoring);
+    ``significance`` comes from :func:`paired_significance` and names the rule used.
     ``features_cache`` is as in :func:`score_rows` (walk-forward shares one across windows).
     """
     if a is b or (a.model_id is not None and a.model_id == b.model_id):
         raise ValueError("model_a and model_b must differ")
     start, end = to_utc(test_start, "test_start"), to_utc(test_end, "test_end")
+    winner_by = resolve_winner_by(winner_by, a, b)
     cache = {} if features_cache is None else features_cache
-    scored_a = score_rows(a, frame, start, end, features_cache=cache)
-    scored_b = score_rows(b, frame, start, end, features_cache=cache)
+    scored_a = score_rows(a, frame, start, end, features_cache=cache, known_events=known_events)
+    scored_b = score_rows(b, frame, start, end, features_cache=cache, known_events=known_events)
     common = scored_a.index.intersection(scored_b.index, sort=False)
     if common.empty:
         raise DatasetError(f"no row of [{start.isoformat()}, {end.isoformat()}) can be scored by both models "
@@ -470,9 +525,12 @@ def compare_models(a: ModelUnderTest, b: ModelUnderTest, frame: pd.DataFrame, te
     rows_dropped = {"only_a": len(scored_a.index) - len(common), "only_b": len(scored_b.index) - len(common)}
     scored_a, scored_b = scored_a.take(common), scored_b.take(common)
 
-    test_a, test_b = _test_row(a, scored_a, start, end, frame), _test_row(b, scored_b, start, end, frame)
+    test_a = _test_row(a, scored_a, start, end, frame, known_events)
+    test_b = _test_row(b, scored_b, start, end, frame, known_events)
     same_labels = a.label_spec == b.label_spec
     significance = {
+        "rule": winner_rule(winner_by),
+        "winner_by": winner_by,
         **paired_significance(scored_a, scored_b, n_bootstrap=n_bootstrap, random_state=random_state),
         "same_labels": same_labels,
         "note": None if same_labels else (
@@ -480,8 +538,7 @@ def compare_models(a: ModelUnderTest, b: ModelUnderTest, frame: pd.DataFrame, te
             "comparison is of how well each predicts its own target"
         ),
     }
-    winner = choose_winner({"f1": test_a["f1_score"], "roc_auc": test_a["roc_auc"]},
-                           {"f1": test_b["f1_score"], "roc_auc": test_b["roc_auc"]})
+    winner = choose_winner(_winner_figures(test_a), _winner_figures(test_b), winner_by=winner_by)
     comparison = {
         "test_start": start,
         "test_end": end,

@@ -400,6 +400,35 @@ def label_event_report(mints, timestamps, labels, alerts, horizon: pd.Timedelta,
                             lead=horizon, cooldown=horizon)
 
 
+def known_event_report(events: pd.DataFrame, mints, timestamps, alerts, *, lead: pd.Timedelta,
+                       values=None) -> dict:
+    """:func:`detection_report` of ``alerts`` against known events (``mint``, ``start``, ``end``, e.g.
+    ``ml_known_events``), the pumps of a ``label_source: known_events`` target.
+
+    Only events of the rows' coins count. An alert from ``lead`` before an event's start detects it; its
+    peak is the time of the coin's highest ``values`` (the target variable) in [start, end], or ``end``
+    without values. False alerts closer than the median event duration (at least ``lead``) are one
+    episode: a known event's own length is the time scale of one pump.
+    """
+    lead = pd.Timedelta(lead)
+    table = events[events["mint"].isin(set(pd.unique(np.asarray(mints, dtype=object))))]
+    table = pd.DataFrame({"coin": table["mint"].to_numpy(), "start": table["start"].to_numpy(),
+                          "end": table["end"].to_numpy()})
+    table = events_from_table(table) if len(table) else pd.DataFrame(
+        {"coin": pd.Series(dtype=object), "start": pd.Series(dtype="datetime64[ns, UTC]"),
+         "end": pd.Series(dtype="datetime64[ns, UTC]")})
+    if values is not None and len(table):
+        ns = _row_times(timestamps)
+        (ev_codes, codes), _ = _codes(table["coin"], mints)
+        order = np.lexsort((ns, codes))
+        vals = _column(values, "values", len(ns))[order]
+        table["peak"] = _stamps(_peaks(codes[order], ns[order], vals, ev_codes, _ns(table["start"]),
+                                       _ns(table["end"]), 0))
+    durations = table["end"] - table["start"]
+    cooldown = max(lead, durations.median()) if len(table) else lead
+    return detection_report(table, mints, timestamps, alerts, lead=lead, cooldown=cooldown)
+
+
 def event_f1_scorer(mints, timestamps, labels, horizon: pd.Timedelta):
     """``alerts -> event_f1`` against :func:`label_events` (no values), extracting the events once for the
     many alert sequences of a grid search."""
@@ -414,12 +443,17 @@ def event_f1_scorer(mints, timestamps, labels, horizon: pd.Timedelta):
 
 
 def event_f1(report: dict) -> float | None:
-    """Harmonic mean of the share of events detected before the peak and the alert-episode precision.
+    """Harmonic mean of the share of events detected before the peak and the notification precision.
 
     One number that rewards catching pumps early and penalises noisy episodes; ``None`` without events.
+    Notification precision = alert episodes that meet an event / (those + false-alert episodes), not
+    ``episode_precision``: an alarm that is always on forms one episode per coin, which meets an event
+    and would score precision 1, whereas its false alerts between pumps still form one false-alert
+    episode per gap, so it scores about 1/2.
     """
     if not report["events"]:
         return None
     recall = report["detected_before_peak"] / report["events"]
-    precision = report["episode_precision"] or 0.0
+    notifications = report["episode_hits"] + report["false_alert_episodes"]
+    precision = report["episode_hits"] / notifications if notifications else 0.0
     return 2 * recall * precision / (recall + precision) if recall + precision > 0 else 0.0

@@ -1,12 +1,14 @@
 """Training labels for ``coin_metrics`` rows, computed per coin.
 
-Two kinds of target, as a training request chooses them:
+Three kinds of target, as a training request chooses them:
 
 * a *threshold* label, ``target_var <operator> value`` on the row itself
   (:func:`threshold_labels`);
 * a *time-based* label: did ``target_var`` of the same coin rise (or fall) by at
   least ``min_percent_change`` % within ``future_minutes``
-  (:func:`time_based_change`, :func:`time_based_labels`).
+  (:func:`time_based_change`, :func:`time_based_labels`);
+* a *known-event* label: the row lies inside a known pump event of its coin, such as a
+  Telegram pump signal (:func:`known_event_labels`).
 
 A time-based label is only defined when the coin's own data covers the whole
 horizon, i.e. the coin has a row at or after ``t + future_minutes``; other rows
@@ -256,3 +258,45 @@ def threshold_labels(df: pd.DataFrame, target_var: str, operator: str, value: fl
     target = numeric_column(df, target_var)
     hit = _COMPARE[operator](target, float(value)).astype(np.float64)
     return pd.Series(np.where(np.isnan(target), np.nan, hit), index=df.index, name="label")
+
+
+def known_event_labels(df: pd.DataFrame, events: pd.DataFrame, lead_minutes: float) -> pd.Series:
+    """1.0 where a row's timestamp lies inside [start − ``lead_minutes``, end] of a known event of its coin, else 0.0.
+
+    ``events`` has ``mint``, ``start`` and ``end`` (timezone-aware), e.g. Telegram pump signals
+    (``ml_known_events``); an event matches only rows of the same mint. The label reads the table,
+    never the coin's later rows, so it is defined on every row (no NaN) and the model's inputs stay
+    past-only. Overlapping events of a coin are merged first, so each row has one candidate window:
+    the last one starting at or before it. Aligned to ``df.index``.
+    """
+    if isinstance(lead_minutes, bool) or not isinstance(lead_minutes, Real) or not (
+            math.isfinite(lead_minutes) and lead_minutes >= 0):
+        raise ValueError(f"lead_minutes must be a number >= 0, got {lead_minutes!r}")
+    require_columns(events, ["mint", "start", "end"])
+    layout = coin_time_layout(df)
+    labels = np.zeros(len(layout))
+    mints = pd.Index(pd.unique(df["mint"]))
+    ev = events[events["mint"].isin(mints)]
+    if len(ev):
+        lead = pd.Timedelta(minutes=float(lead_minutes)).value
+        # The layout's coin codes follow pd.factorize order, i.e. first appearance in df.
+        codes = mints.get_indexer(ev["mint"]).astype(np.int64)
+        lo = pd.DatetimeIndex(ev["start"]).as_unit("ns").asi8 - lead
+        hi = pd.DatetimeIndex(ev["end"]).as_unit("ns").asi8
+        order = np.lexsort((lo, codes))
+        codes, lo, hi = codes[order], lo[order], hi[order]
+        # Merge a coin's overlapping windows: a new run starts where the window begins after every earlier end.
+        reach = pd.Series(hi).groupby(codes).cummax().to_numpy()
+        new = np.r_[True, (codes[1:] != codes[:-1]) | (lo[1:] > reach[:-1])]
+        codes, lo, hi = codes[new], lo[new], np.maximum.reduceat(reach, np.flatnonzero(new))
+        # (coin, time rank) packs into one int64 key, as in CoinTimeLayout.first_after.
+        times = np.unique(np.concatenate([layout.ts, lo]))
+        width = len(times) + 1
+        window_keys = codes * width + np.searchsorted(times, lo)
+        row_keys = layout.codes * width + np.searchsorted(times, layout.ts)
+        k = np.searchsorted(window_keys, row_keys, side="right") - 1
+        valid = k >= 0
+        kk = np.where(valid, k, 0)
+        inside = valid & (codes[kk] == layout.codes) & (layout.ts <= hi[kk])
+        labels[inside] = 1.0
+    return pd.Series(layout.restore(labels), index=df.index, name="label")

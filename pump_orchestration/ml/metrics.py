@@ -208,3 +208,39 @@ def choose_threshold(proba, labels, *, objective: str, max_false_alarms_per_coin
     return {"objective": objective, "used": used, "threshold": best["threshold"], "constraint_met": constraint_met,
             "max_false_alarms_per_coin_day": max_false_alarms_per_coin_day if event_level else None,
             "rows": int(labels.size), "at_threshold": best, "candidates": candidates}
+
+
+#: Equal-width probability bins of :func:`reliability_table`.
+RELIABILITY_BINS = 10
+
+
+def probability_scores(labels, proba) -> dict[str, float | None]:
+    """Threshold-free quality of class-1 probabilities: Brier score (lower is better) and PR-AUC.
+
+    PR-AUC is sklearn's ``average_precision_score``; ``None`` when ``labels`` hold one class.
+    """
+    from sklearn.metrics import average_precision_score, brier_score_loss
+
+    labels = np.asarray(labels).astype(int).ravel()
+    proba = np.asarray(proba, dtype=float).ravel()
+    both = np.unique(labels).size == 2
+    return {"brier": float(brier_score_loss(labels, proba, pos_label=1)),
+            "pr_auc": float(average_precision_score(labels, proba)) if both else None}
+
+
+def reliability_table(labels, proba, bins: int = RELIABILITY_BINS) -> list[dict[str, Any]]:
+    """Mean predicted probability vs observed positive rate per equal-width bin of ``proba`` (empty bins left out).
+
+    Well-calibrated probabilities have ``mean_predicted`` close to ``observed_rate`` in every bin.
+    Rows: ``{"bin": "0.1-0.2", "count", "mean_predicted", "observed_rate"}``; 1.0 falls in the last bin.
+    """
+    labels = np.asarray(labels).astype(int).ravel()
+    proba = np.asarray(proba, dtype=float).ravel()
+    which = np.minimum((proba * bins).astype(int), bins - 1)
+    rows = []
+    for b in range(bins):
+        inside = which == b
+        if inside.any():
+            rows.append({"bin": f"{b / bins:.1f}-{(b + 1) / bins:.1f}", "count": int(inside.sum()),
+                         "mean_predicted": float(proba[inside].mean()), "observed_rate": float(labels[inside].mean())})
+    return rows

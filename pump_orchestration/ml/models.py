@@ -43,25 +43,28 @@ def available_cores() -> int:
 #: Upper bound on the rows each RandomForest tree sees (see ``build_estimator``).
 RF_BOOTSTRAP_ROWS = 200_000
 
-# Bounds checked here because the estimator does not: XGBClassifier validates nothing
-# until fit (and then deep inside its C++ core), and GradientBoostingClassifier
+# Bounds checked here because the estimator does not: XGBClassifier (and XGBRFClassifier) validate
+# nothing until fit (and then deep inside their C++ core), and GradientBoostingClassifier
 # accepts learning_rate=0, which never learns.
 # name -> (lower bound, lower bound inclusive, upper bound or None, integer only).
+_XGB_BOUNDS: dict[str, tuple[float, bool, float | None, bool]] = {
+    "n_estimators": (1, True, None, True),
+    "max_depth": (0, True, None, True),
+    "learning_rate": (0, False, None, False),
+    "min_child_weight": (0, True, None, False),
+    "gamma": (0, True, None, False),
+    "subsample": (0, False, 1, False),
+    "colsample_bytree": (0, False, 1, False),
+    "colsample_bylevel": (0, False, 1, False),
+    "colsample_bynode": (0, False, 1, False),
+    "reg_alpha": (0, True, None, False),
+    "reg_lambda": (0, True, None, False),
+    "scale_pos_weight": (0, False, None, False),
+}
+#: Model types built on XGBoost's scikit-learn API (their own parameter checks, hist trees, nthread).
+_XGBOOST_TYPES = ("xgboost", "random_forest_hist")
 _EXTRA_BOUNDS: dict[str, dict[str, tuple[float, bool, float | None, bool]]] = {
-    "xgboost": {
-        "n_estimators": (1, True, None, True),
-        "max_depth": (0, True, None, True),
-        "learning_rate": (0, False, None, False),
-        "min_child_weight": (0, True, None, False),
-        "gamma": (0, True, None, False),
-        "subsample": (0, False, 1, False),
-        "colsample_bytree": (0, False, 1, False),
-        "colsample_bylevel": (0, False, 1, False),
-        "colsample_bynode": (0, False, 1, False),
-        "reg_alpha": (0, True, None, False),
-        "reg_lambda": (0, True, None, False),
-        "scale_pos_weight": (0, False, None, False),
-    },
+    **{t: _XGB_BOUNDS for t in _XGBOOST_TYPES},
     "gradient_boosting": {"learning_rate": (0, False, None, False)},
 }
 
@@ -73,6 +76,9 @@ def _classifier_class(model_type: str):
     if model_type == "xgboost":
         from xgboost import XGBClassifier
         return XGBClassifier
+    if model_type == "random_forest_hist":
+        from xgboost import XGBRFClassifier
+        return XGBRFClassifier
     if model_type == "gradient_boosting":
         from sklearn.ensemble import GradientBoostingClassifier
         return GradientBoostingClassifier
@@ -176,7 +182,7 @@ def _build(model_type: str, params: dict[str, Any] | None, random_state: int, n_
         if ("max_samples" not in user_params and kwargs.get("bootstrap", True)
                 and n_samples is not None and n_samples > RF_BOOTSTRAP_ROWS):
             kwargs["max_samples"] = RF_BOOTSTRAP_ROWS / n_samples
-    elif model_type == "xgboost":
+    elif model_type in _XGBOOST_TYPES:
         kwargs.setdefault("n_jobs", available_cores() if n_jobs is None else n_jobs)
         kwargs.setdefault("tree_method", "hist")
         kwargs.setdefault("eval_metric", "logloss")
@@ -184,7 +190,7 @@ def _build(model_type: str, params: dict[str, Any] | None, random_state: int, n_
         kwargs["hidden_layer_sizes"] = tuple(kwargs.pop("hidden_layers"))
 
     classifier = _classifier_class(model_type)(**kwargs)
-    if model_type != "xgboost":
+    if model_type not in _XGBOOST_TYPES:
         try:
             # sklearn's own constraint check (private API, stable since 1.2); fit would run it too.
             classifier._validate_params()
@@ -204,7 +210,8 @@ def build_estimator(model_type: str, params: dict[str, Any] | None = None, rando
     """An unfitted classifier for ``model_type`` with ``DEFAULT_MODEL_PARAMS`` overridden by ``params``.
 
     ``random_state``/``n_jobs`` apply unless ``params`` sets them; ``n_jobs=None`` means
-    ``available_cores()`` threads for random_forest and xgboost (the other types run single-threaded).
+    ``available_cores()`` threads for random_forest, random_forest_hist and xgboost (the other types
+    run single-threaded).
     ``n_samples`` is the number of rows the estimator will be fitted on; for
     random_forest above ``RF_BOOTSTRAP_ROWS`` it bounds each tree's bootstrap sample.
     logistic_regression and neural_network come wrapped in

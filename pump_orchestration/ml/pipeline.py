@@ -19,6 +19,7 @@ from pump_orchestration.ml.dataset import (
     LabelledInputs,
     build_feature_matrix,
     make_labels,
+    require_known_events,
     select_rows,
 )
 from pump_orchestration.ml.records import TrainedModel
@@ -27,10 +28,14 @@ from pump_orchestration.ml.request import RequestValidationError, TrainingReques
 Progress = Callable[[float, str], None]
 
 
-def label_frame(frame: pd.DataFrame, request: TrainingRequest, end: pd.Timestamp) -> pd.DataFrame:
-    """Rows before ``end`` with the request's label and future change; no label looks at or past ``end``."""
+def label_frame(frame: pd.DataFrame, request: TrainingRequest, end: pd.Timestamp,
+                known_events: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Rows before ``end`` with the request's label and future change; no label looks at or past ``end``.
+
+    ``known_events`` (``ml_known_events``) is needed by, and only read for, ``label_source: known_events``.
+    """
     df = frame[frame["timestamp"] < end].copy()
-    labels, change = make_labels(df, request.label_spec)
+    labels, change = make_labels(df, request.label_spec, known_events)
     df[LABEL] = labels
     df[FUTURE_CHANGE] = change if change is not None else float("nan")
     return df
@@ -44,7 +49,7 @@ def window_inputs(
     aligned = X if X.index.equals(labelled.index) else X.loc[labelled.index]
     return select_rows(
         aligned, labelled[LABEL], labelled, start=start, end=end, phases=request.phases,
-        future_change=labelled[FUTURE_CHANGE] if request.use_time_based_prediction else None,
+        future_change=labelled[FUTURE_CHANGE] if request.label_spec.time_based else None,
     )
 
 
@@ -98,11 +103,12 @@ def fit_request(
         X, y, timestamps,
         model_type=request.model_type,
         params=params,
-        use_smote=request.use_smote,
+        imbalance=request.imbalance_method,
+        calibration=request.calibration,
         use_timeseries_split=request.use_timeseries_split,
         cv_splits=request.cv_splits,
         horizon=request.label_spec.horizon,
-        future_change_pct=future_change if request.use_time_based_prediction else None,
+        future_change_pct=future_change if request.label_spec.time_based else None,
         direction=request.direction,
         fee_pct=request.fee_pct,
         random_state=request.random_state,
@@ -181,11 +187,13 @@ def walk_forward(
     params: dict,
     progress: Progress | None = None,
     n_bootstrap: int = 1000,
+    known_events: pd.DataFrame | None = None,
 ) -> tuple[list[WindowOutcome], list[dict], dict]:
     """Train, test and compare model by model over ``windows``; features are built once for all of them.
 
     A window whose data cannot make a model or a report (no rows, one class...) is skipped
-    with its reason, and the next one is compared with the last model that was made.
+    with its reason (so is one without a known event, for ``label_source: known_events``), and the
+    next one is compared with the last model that was made.
     Returns the outcomes, the skipped windows and timing figures ({"features", "labels",
     "fit", "evaluate"} seconds); fails when every window is skipped.
     """
@@ -205,7 +213,9 @@ def walk_forward(
                                       f"→ test {window.test_start:%Y-%m-%d %H:%M}")
         try:
             t0 = time.perf_counter()
-            labelled = label_frame(frame, request, window.train_end)
+            if request.label_spec.known_events:
+                require_known_events(known_events, frame["mint"].unique(), window.train_start, window.train_end)
+            labelled = label_frame(frame, request, window.train_end, known_events)
             inputs = window_inputs(labelled, X, request, window.train_start, window.train_end)
             timings["labels"] += time.perf_counter() - t0
             t0 = time.perf_counter()
@@ -218,14 +228,16 @@ def walk_forward(
             timings["fit"] += time.perf_counter() - t0
             t0 = time.perf_counter()
             model = ModelUnderTest.from_trained(trained)
-            test = evaluate_model(model, frame, window.test_start, window.test_end, features_cache=features_cache)
+            test = evaluate_model(model, frame, window.test_start, window.test_end, features_cache=features_cache,
+                                  known_events=known_events)
         except (DatasetError, TrainingDataError) as exc:
             skipped_windows.append({"test_start": window.test_start.isoformat(), "reason": str(exc)})
             continue
         comparison = None
         if previous is not None:
             comparison = compare_models(model, previous, frame, window.test_start, window.test_end,
-                                        n_bootstrap=n_bootstrap, features_cache=features_cache)
+                                        n_bootstrap=n_bootstrap, features_cache=features_cache,
+                                        known_events=known_events)
         timings["evaluate"] += time.perf_counter() - t0
         outcomes.append(WindowOutcome(window, trained, test, comparison))
         previous = model

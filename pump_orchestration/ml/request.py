@@ -16,9 +16,12 @@ import pandas as pd
 from pump_orchestration.ml.models import validate_params
 from pump_orchestration.vocabulary import (
     BASE_COLUMNS,
+    CALIBRATION_METHODS,
     DEFAULT_PHASES,
     DIRECTIONS,
+    IMBALANCE_METHODS,
     LABEL_MODES,
+    LABEL_SOURCES,
     MODEL_TYPES,
     OPERATORS,
     THRESHOLD_OBJECTIVES,
@@ -53,10 +56,20 @@ class LabelSpec:
     min_percent_change: float | None = None
     direction: str = "up"
     mode: str = "end"
+    source: str = "target"
+    lead_minutes: float | None = None
+
+    @property
+    def known_events(self) -> bool:
+        """Labels come from ``ml_known_events`` (rows inside a known pump), not from ``target_var``."""
+        return self.source == "known_events"
 
     @property
     def horizon(self) -> pd.Timedelta | None:
-        """Label horizon for time-based targets (used to purge CV folds), else None."""
+        """How far a label looks ahead (used to purge CV folds): the time-based horizon, or the lead of a
+        known-event label (a row up to lead_minutes before a pump's start is positive); else None."""
+        if self.known_events:
+            return pd.Timedelta(minutes=self.lead_minutes)
         return pd.Timedelta(minutes=self.future_minutes) if self.time_based else None
 
 
@@ -113,6 +126,15 @@ class TrainingRequest:
     label_mode: str = _field(
         "within", "Time-based target: 'within' (default) uses the peak (up) or trough (down) reached in (t, t+H], "
         "i.e. 'rises min_percent_change % at some point within future_minutes'; 'end' compares the value at t+H with t.")
+    label_source: str = _field(
+        "target", f"Where labels come from (one of {', '.join(LABEL_SOURCES)}): 'target' = the rule above "
+        "(time-based or classic); 'known_events' = a row is positive when it lies inside a known pump of its coin "
+        "in ml_known_events (import them with 'pump-orchestration import-events FILE.csv'), from lead_minutes "
+        "before its start up to its end; the time-based and classic fields are then ignored. Test reports and "
+        "comparisons count those events as the pumps.")
+    lead_minutes: float = _field(
+        2.0, "label_source known_events: rows from this many minutes before an event's start are positive (>= 0), "
+        "so the model learns the build-up before the announced time.")
     params: dict[str, Any] = _field(
         {}, "Hyper-parameters overriding the model type's defaults from ref_model_types, "
         "e.g. {n_estimators: 200, max_depth: 8}.")
@@ -121,8 +143,17 @@ class TrainingRequest:
         "market-cap velocity, order imbalance) computed per coin from its past only.")
     feature_engineering_windows: tuple[int, ...] = _field(
         (5, 10, 15), "Rolling window sizes in MINUTES for the engineered features (default 5, 10, 15).")
-    use_smote: bool = _field(
-        True, "Balance the training part with SMOTE + random under-sampling when positives are < 30 % or > 70 %.")
+    imbalance: str | None = _field(
+        None, f"How training parts handle the rare pump class, one of {', '.join(IMBALANCE_METHODS)}: "
+        "smote = SMOTE + random under-sampling to 1:1 when positives are < 30 % or > 70 %; class_weight = "
+        "balanced sample weights at fit (rows unchanged); none. Empty = what use_smote says, else smote.")
+    use_smote: bool | None = _field(
+        None, "Legacy alias of imbalance: true = smote, false = none. Give either, or both agreeing.")
+    calibration: str = _field(
+        CALIBRATION_METHODS[0], f"Probability calibration, one of {', '.join(CALIBRATION_METHODS)}: sigmoid or "
+        "isotonic map the model's probabilities to observed pump rates, fitted on the out-of-fold CV predictions "
+        "of the training window (so 0.7 means about 70 %); the alert threshold is then chosen on the calibrated "
+        "values. none keeps the raw probabilities (inflated by smote).")
     use_timeseries_split: bool = _field(
         True, "Order-respecting TimeSeriesSplit cross-validation (recommended). false = a single "
         "chronological 80/20 split (not recommended).")
@@ -151,6 +182,9 @@ class TrainingRequest:
     @property
     def label_spec(self) -> LabelSpec:
         """The label definition of this request."""
+        if self.label_source == "known_events":
+            return LabelSpec(target_var=self.target_var, time_based=False, source="known_events",
+                             lead_minutes=float(self.lead_minutes))
         if self.use_time_based_prediction:
             return LabelSpec(
                 target_var=self.target_var,
@@ -163,6 +197,15 @@ class TrainingRequest:
         return LabelSpec(
             target_var=self.target_var, time_based=False, operator=self.target_operator, value=self.target_value
         )
+
+    @property
+    def imbalance_method(self) -> str:
+        """``imbalance``, else the legacy ``use_smote`` (true = smote, false = none), else smote."""
+        if self.imbalance is not None:
+            return self.imbalance
+        if self.use_smote is not None:
+            return "smote" if self.use_smote else "none"
+        return IMBALANCE_METHODS[0]
 
     @property
     def feature_spec(self) -> FeatureSpec:
@@ -259,7 +302,13 @@ def validate_request(
             p.append(f"params: {exc}")
     if not request.target_var:
         p.append("target_var: must name a coin_metrics column")
-    if request.use_time_based_prediction:
+    if request.label_source not in LABEL_SOURCES:
+        p.append(f"label_source: {request.label_source!r} is unknown; allowed: {', '.join(LABEL_SOURCES)}")
+    elif request.label_source == "known_events":
+        if isinstance(request.lead_minutes, bool) or not (
+                isinstance(request.lead_minutes, (int, float)) and 0 <= request.lead_minutes < float("inf")):
+            p.append(f"lead_minutes: must be a number >= 0, got {request.lead_minutes!r}")
+    elif request.use_time_based_prediction:
         if request.future_minutes is None or request.future_minutes <= 0:
             p.append(f"future_minutes: must be > 0 for a time-based target, got {request.future_minutes}")
         if request.min_percent_change is None or not request.min_percent_change > 0:
@@ -284,6 +333,14 @@ def validate_request(
         elif max_window_minutes is not None and max(windows) > max_window_minutes:
             p.append(f"feature_engineering_windows: {max(windows)} min exceeds the loaded history of "
                      f"{max_window_minutes} min (raise FEATURE_LOOKBACK_MINUTES)")
+    if request.imbalance is not None and request.imbalance not in IMBALANCE_METHODS:
+        p.append(f"imbalance: {request.imbalance!r} is unknown; allowed: {', '.join(IMBALANCE_METHODS)}")
+    elif (request.imbalance is not None and request.use_smote is not None
+          and (request.imbalance == "smote") != request.use_smote):
+        p.append(f"imbalance: {request.imbalance} contradicts use_smote: {str(request.use_smote).lower()} "
+                 "(its legacy alias); drop use_smote")
+    if request.calibration not in CALIBRATION_METHODS:
+        p.append(f"calibration: {request.calibration!r} is unknown; allowed: {', '.join(CALIBRATION_METHODS)}")
     if request.cv_splits < 2:
         p.append(f"cv_splits: must be >= 2, got {request.cv_splits}")
     if request.n_jobs is not None and (isinstance(request.n_jobs, bool) or not isinstance(request.n_jobs, int)

@@ -1,9 +1,11 @@
-"""Fitting one classifier on a labelled dataset: checks, purged time-series CV, SMOTE, metrics.
+"""Fitting one classifier on a labelled dataset: checks, purged time-series CV, SMOTE or class
+weights, calibration, metrics.
 
 All validation respects time: rows are sorted by timestamp first, every training
 part lies strictly before its test part, and with a ``horizon`` (time-based
 targets) training rows whose label looks into the test part are purged.
-Resampling only ever touches a training part.
+Resampling and class weights only ever touch a training part; the calibrator is fitted on
+out-of-fold predictions of the training window only.
 """
 from __future__ import annotations
 
@@ -15,9 +17,20 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from pump_orchestration.ml.metrics import DEFAULT_FEE_PCT, choose_threshold, classification_metrics, feature_importance
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
+
+from pump_orchestration.ml.metrics import (
+    DECISION_THRESHOLD,
+    DEFAULT_FEE_PCT,
+    choose_threshold,
+    classification_metrics,
+    feature_importance,
+    probability_scores,
+    reliability_table,
+)
 from pump_orchestration.ml.models import build_estimator, validate_params
 from pump_orchestration.ml.request import TrainingRequest
+from pump_orchestration.vocabulary import CALIBRATION_METHODS, IMBALANCE_METHODS
 
 #: Every CV fold (and the hold-out test part) must hold at least this many rows.
 MIN_ROWS_PER_FOLD = 10
@@ -53,6 +66,7 @@ class TrainingResult:
     timings: dict[str, float]
     rule_baseline: dict[str, Any]  # the beats_rule_baseline comparison (see ``rule_baseline_comparison``)
     operating_point: dict[str, Any]  # the alert threshold chosen on out-of-fold predictions (``choose_threshold``)
+    calibration: dict[str, Any]  # Brier/PR-AUC/reliability of the out-of-fold probabilities (``calibration_report``)
 
     @property
     def fitting_seconds(self) -> float:
@@ -102,6 +116,118 @@ def _rebalance_rows(X, y, random_state):
     """``FunctionSampler`` hook: ``rebalance`` without the report, run on each CV fold's training part."""
     X_res, y_res, _ = rebalance(X, y, random_state)
     return X_res, y_res
+
+
+def balanced_weight_params(estimator, y) -> dict[str, np.ndarray]:
+    """Fit keyword giving each row sklearn's balanced weight ``n / (2 * rows of its class)`` in ``y``.
+
+    ``build_estimator``'s scaled models are Pipelines, which route a weight to their last step by name.
+    """
+    from sklearn.pipeline import Pipeline
+    from sklearn.utils.class_weight import compute_sample_weight
+
+    key = f"{estimator.steps[-1][0]}__sample_weight" if isinstance(estimator, Pipeline) else "sample_weight"
+    return {key: compute_sample_weight("balanced", np.asarray(y))}
+
+
+class BalancedWeightsClassifier(ClassifierMixin, BaseEstimator):
+    """``estimator`` fitted with the balanced weights of the rows it is given (``balanced_weight_params``).
+
+    A wrapper, not a weight vector passed to ``cross_validate``: that would be computed once for the
+    whole window, while each CV fold, the evaluation fit and the final fit must balance their own rows.
+    """
+
+    def __init__(self, estimator):
+        self.estimator = estimator
+
+    def fit(self, X, y, **params):
+        self.estimator_ = clone(self.estimator).fit(X, y, **params, **balanced_weight_params(self.estimator, y))
+        self.classes_ = self.estimator_.classes_
+        return self
+
+    def predict_proba(self, X):
+        return self.estimator_.predict_proba(X)
+
+    def predict(self, X):
+        return self.estimator_.predict(X)
+
+
+class ProbabilityCalibrator:
+    """A monotone map from a model's class-1 probability to the observed pump rate.
+
+    ``isotonic``: sklearn ``IsotonicRegression`` (clipped to [0, 1] outside the fitted range);
+    ``sigmoid``: Platt scaling, a logistic regression on the probability's log-odds. Hand-wired
+    rather than ``CalibratedClassifierCV`` because it is fitted on out-of-fold predictions of
+    several fold models (time-respecting) and then applied to a different, final model; sklearn's
+    class calibrates one (frozen) estimator on rows it predicts itself.
+    """
+
+    #: Probabilities are clipped away from 0 and 1 before taking log-odds.
+    EPS = 1e-6
+
+    def __init__(self, method: str):
+        if method not in CALIBRATION_METHODS[1:]:
+            raise ValueError(f"calibration: {method!r} is not a calibration method; "
+                             f"allowed: {', '.join(CALIBRATION_METHODS[1:])}")
+        self.method = method
+
+    def _log_odds(self, proba) -> np.ndarray:
+        p = np.clip(np.asarray(proba, dtype=float).ravel(), self.EPS, 1 - self.EPS)
+        return np.log(p / (1 - p)).reshape(-1, 1)
+
+    def fit(self, proba, labels) -> "ProbabilityCalibrator":
+        labels = np.asarray(labels).astype(int).ravel()
+        if np.unique(labels).size < 2:
+            raise TrainingDataError("calibration: the out-of-fold rows hold one class; use calibration: none")
+        if self.method == "isotonic":
+            from sklearn.isotonic import IsotonicRegression
+
+            self.map_ = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(
+                np.asarray(proba, dtype=float).ravel(), labels)
+        else:
+            from sklearn.linear_model import LogisticRegression
+
+            self.map_ = LogisticRegression(penalty=None).fit(self._log_odds(proba), labels)
+        return self
+
+    def transform(self, proba) -> np.ndarray:
+        if self.method == "isotonic":
+            return np.asarray(self.map_.predict(np.asarray(proba, dtype=float).ravel()), dtype=float)
+        return self.map_.predict_proba(self._log_odds(proba))[:, 1]
+
+
+class CalibratedModel:
+    """A fitted classifier whose class-1 probability passes through a ``ProbabilityCalibrator``.
+
+    This is what the model store pickles for a calibrated request; test reports and live scoring
+    call ``predict_proba``/``predict`` as on any classifier. ``estimator`` is the raw model.
+    """
+
+    def __init__(self, estimator, calibrator: ProbabilityCalibrator):
+        self.estimator = estimator
+        self.calibrator = calibrator
+        self.classes_ = np.array([0, 1])
+
+    def predict_proba(self, X) -> np.ndarray:
+        positive = self.calibrator.transform(predict_proba_positive(self.estimator, X))
+        return np.column_stack([1 - positive, positive])
+
+    def predict(self, X) -> np.ndarray:
+        return (self.predict_proba(X)[:, 1] > DECISION_THRESHOLD).astype(int)
+
+
+def calibration_report(labels, raw_proba, calibrated_proba=None) -> dict[str, Any]:
+    """Brier score, PR-AUC and the reliability table of out-of-fold probabilities, before and after calibration.
+
+    ``after`` and ``reliability_after`` are None without calibration. The calibrator was fitted on
+    these same rows, so ``after`` is an in-sample figure; a later test window gives the honest one.
+    """
+    out = {"rows": int(np.asarray(labels).size), "before": probability_scores(labels, raw_proba),
+           "reliability_before": reliability_table(labels, raw_proba), "after": None, "reliability_after": None}
+    if calibrated_proba is not None:
+        out.update(after=probability_scores(labels, calibrated_proba),
+                   reliability_after=reliability_table(labels, calibrated_proba))
+    return out
 
 
 def predict_proba_positive(estimator, X) -> np.ndarray:
@@ -187,7 +313,8 @@ def _check_train_part(y: np.ndarray, train_idx: np.ndarray, what: str) -> None:
 
 
 def train_classifier(X: pd.DataFrame, y: pd.Series, timestamps: pd.Series, *, model_type: str,
-                     params: dict[str, Any] | None = None, use_smote: bool = True,
+                     params: dict[str, Any] | None = None, imbalance: str = IMBALANCE_METHODS[0],
+                     calibration: str = CALIBRATION_METHODS[0],
                      use_timeseries_split: bool = True, cv_splits: int = 5, horizon: pd.Timedelta | None = None,
                      future_change_pct: pd.Series | None = None, direction: str = "up",
                      fee_pct: float = DEFAULT_FEE_PCT, random_state: int = 42, n_jobs: int | None = None,
@@ -206,8 +333,10 @@ def train_classifier(X: pd.DataFrame, y: pd.Series, timestamps: pd.Series, *, mo
     With ``use_timeseries_split``: ``TimeSeriesSplit(cv_splits)`` folds, purged, scored
     by ``cross_validate`` on an imblearn Pipeline (resampling inside each fold's
     training part); the final split is the last fold. Otherwise a chronological
-    80/20 hold-out (not recommended: one test period, no CV). ``use_smote`` applies
-    ``rebalance`` to training parts only. The reported metrics and importances come from
+    80/20 hold-out (not recommended: one test period, no CV). ``imbalance`` ``smote`` applies
+    ``rebalance`` to training parts only, ``class_weight`` fits every model (CV folds, evaluation,
+    final) with the balanced weights of its own rows (``BalancedWeightsClassifier``); the rule
+    baseline takes neither. The reported metrics and importances come from
     the model fitted on the split's training part; the returned estimator is then fitted
     on all rows (``split["final_fit"]`` says which). ``progress(fraction, message)`` is
     called at stage boundaries.
@@ -219,6 +348,11 @@ def train_classifier(X: pd.DataFrame, y: pd.Series, timestamps: pd.Series, *, mo
     fitted on the same training parts (:func:`rule_baseline_comparison`). Without CV the hold-out
     part both chooses the threshold and gives the reported metrics, so those are optimistic.
 
+    ``calibration`` ``sigmoid``/``isotonic`` fits a ``ProbabilityCalibrator`` on those evaluation
+    rows' probabilities and labels (never a later row); the threshold, the rule comparison and the
+    reported metrics then use calibrated probabilities, and the returned estimator is a
+    ``CalibratedModel``. ``TrainingResult.calibration`` gives Brier/PR-AUC/reliability before and after.
+
     Raises ``TrainingDataError`` for unusable data and ``ValueError`` for bad arguments.
     """
     started = time.perf_counter()
@@ -228,6 +362,10 @@ def train_classifier(X: pd.DataFrame, y: pd.Series, timestamps: pd.Series, *, mo
             progress(fraction, message)
 
     merged_params = validate_params(model_type, params)
+    if imbalance not in IMBALANCE_METHODS:
+        raise ValueError(f"imbalance: {imbalance!r} is unknown; allowed: {', '.join(IMBALANCE_METHODS)}")
+    if calibration not in CALIBRATION_METHODS:
+        raise ValueError(f"calibration: {calibration!r} is unknown; allowed: {', '.join(CALIBRATION_METHODS)}")
     if direction not in ("up", "down"):
         raise ValueError(f"direction: expected 'up' or 'down', got {direction!r}")
     if use_timeseries_split and (not isinstance(cv_splits, numbers.Integral) or cv_splits < 2):
@@ -271,7 +409,8 @@ def train_classifier(X: pd.DataFrame, y: pd.Series, timestamps: pd.Series, *, mo
     horizon_td = None if horizon is None else pd.Timedelta(horizon).to_timedelta64()
     # The rule baseline counts pumps to choose k and p, so it fits on raw rows with their coin and time.
     rule_model = model_type == "rule_baseline"
-    resample = use_smote and not rule_model
+    resample = imbalance == "smote" and not rule_model
+    weigh = imbalance == "class_weight" and not rule_model
 
     def fit_params(rows: np.ndarray) -> dict[str, Any]:
         if not rule_model or mints_sorted is None or horizon is None:
@@ -305,15 +444,20 @@ def train_classifier(X: pd.DataFrame, y: pd.Series, timestamps: pd.Series, *, mo
         _check_train_part(y_values, train_idx, "80/20 split")
         split_kind = "holdout_80_20"
 
-    def estimator():
-        return build_estimator(model_type, merged_params, random_state=random_state, n_jobs=n_jobs,
-                               n_samples=len(train_idx))
+    def estimator(n_samples: int):
+        base = build_estimator(model_type, merged_params, random_state=random_state, n_jobs=n_jobs,
+                               n_samples=n_samples)
+        return BalancedWeightsClassifier(base) if weigh else base
+
+    def fitted(model):
+        """The model itself, not its weighting wrapper (importances, pickling)."""
+        return model.estimator_ if weigh else model
 
     cv_scores, gap, cv_seconds = None, None, 0.0
     if use_timeseries_split:
         report(0.05, f"cross-validating {cv_splits} time-series folds on {n} rows")
         t0 = time.perf_counter()
-        cv_scores, oof_proba = _cross_validate(estimator(), X, y, folds, purged, resample, random_state,
+        cv_scores, oof_proba = _cross_validate(estimator(len(train_idx)), X, y, folds, purged, resample, random_state,
                                                fit_params(np.arange(n)))
         gap = cv_scores["mean_train_accuracy"] - cv_scores["mean_test_accuracy"]
         cv_seconds = time.perf_counter() - t0
@@ -326,28 +470,47 @@ def train_classifier(X: pd.DataFrame, y: pd.Series, timestamps: pd.Series, *, mo
     else:
         X_fit, y_fit = X_train, y_train
         balance = _balance(y_train)
-        reason = ("use_smote is off" if not use_smote else
-                  "rule_baseline chooses its two thresholds on the raw rows (resampled rows have no coin or time)")
-        resampling = {"applied": False, "reason": reason, "before": balance, "after": balance}
+        if rule_model and imbalance != "none":
+            resampling = {"applied": False, "reason": "rule_baseline chooses its two thresholds on the raw rows, "
+                          "unweighted (resampled rows have no coin or time)"}
+        elif weigh:
+            from sklearn.utils.class_weight import compute_class_weight
+
+            weights = compute_class_weight("balanced", classes=np.array([0, 1]), y=y_train.to_numpy())
+            resampling = {"applied": True, "reason": "class_weight: balanced sample weights at fit, rows unchanged",
+                          "weights": {"0": float(weights[0]), "1": float(weights[1])}}
+        else:
+            resampling = {"applied": False, "reason": "imbalance is none"}
+        resampling.update(before=balance, after=balance)
+    resampling["method"] = "none" if rule_model else imbalance
     resample_seconds = time.perf_counter() - t0
 
     report(0.6, f"fitting {model_type} on {len(y_fit)} rows")
     t0 = time.perf_counter()
-    model = estimator().fit(X_fit, y_fit, **fit_params(train_idx))
+    model = fitted(estimator(len(train_idx)).fit(X_fit, y_fit, **fit_params(train_idx)))
     fit_seconds = time.perf_counter() - t0
 
     report(0.75, f"evaluating on {len(test_idx)} test rows")
     t0 = time.perf_counter()
+    eval_folds = folds if use_timeseries_split else [(train_idx, test_idx)]
+    eval_idx = np.concatenate([test for _, test in eval_folds])
+    if not use_timeseries_split:
+        oof_proba = predict_proba_positive(model, X_test)
+    # The calibrator sees only the evaluation rows' out-of-fold probabilities: no row after the window.
+    calibrator = None if calibration == "none" else ProbabilityCalibrator(calibration).fit(
+        oof_proba, y_values[eval_idx])
+    raw_oof_proba = oof_proba
+    if calibrator is not None:
+        oof_proba = calibrator.transform(raw_oof_proba)
+        model = CalibratedModel(model, calibrator)
+    calibration_figures = calibration_report(y_values[eval_idx], raw_oof_proba,
+                                             None if calibrator is None else oof_proba)
     test_pred = model.predict(X_test)
     test_proba = predict_proba_positive(model, X_test)
     predict_seconds = time.perf_counter() - t0
-    eval_folds = folds if use_timeseries_split else [(train_idx, test_idx)]
-    if not use_timeseries_split:
-        oof_proba = test_proba
 
     report(0.8, "choosing the alert threshold and comparing with the volume/price rule on the evaluation rows")
     t0 = time.perf_counter()
-    eval_idx = np.concatenate([test for _, test in eval_folds])
 
     def operating_point(proba: np.ndarray) -> dict[str, Any]:
         return choose_threshold(
@@ -370,7 +533,7 @@ def train_classifier(X: pd.DataFrame, y: pd.Series, timestamps: pd.Series, *, mo
     metrics = classification_metrics(y_test, test_pred, test_proba, test_change, direction, fee_pct)
     train_metrics = classification_metrics(y_train, model.predict(X_train), predict_proba_positive(model, X_train),
                                            train_change, direction, fee_pct)
-    importance = feature_importance(model, list(X.columns), X_test, y_test)
+    importance = feature_importance(model if calibrator is None else model.estimator, list(X.columns), X_test, y_test)
     evaluate_seconds = time.perf_counter() - t0
 
     # The figures above come from the model fitted before the test part; the stored model is then fitted on
@@ -378,8 +541,9 @@ def train_classifier(X: pd.DataFrame, y: pd.Series, timestamps: pd.Series, *, mo
     report(0.85, f"final fit of {model_type} on all {n} labelled rows")
     t0 = time.perf_counter()
     X_all, y_all = (rebalance(X, y, random_state)[:2] if resample else (X, y))
-    final = build_estimator(model_type, merged_params, random_state=random_state, n_jobs=n_jobs,
-                            n_samples=n).fit(X_all, y_all, **fit_params(np.arange(n)))
+    final = fitted(estimator(n).fit(X_all, y_all, **fit_params(np.arange(n))))
+    if calibrator is not None:
+        final = CalibratedModel(final, calibrator)
     final_fit_seconds = time.perf_counter() - t0
     report(1.0, f"trained {model_type}: test accuracy {metrics['accuracy']:.3f}, f1 {metrics['f1']:.3f}")
 
@@ -397,6 +561,7 @@ def train_classifier(X: pd.DataFrame, y: pd.Series, timestamps: pd.Series, *, mo
         resampling=resampling,
         rule_baseline=rule_comparison,
         operating_point=chosen,
+        calibration={"method": calibration, **calibration_figures},
         split={
             "kind": split_kind, "n_train": int(train_idx.size), "n_test": int(test_idx.size),
             "purged_rows": int(split_purged),
@@ -418,7 +583,7 @@ def train_classifier(X: pd.DataFrame, y: pd.Series, timestamps: pd.Series, *, mo
     )
 
 
-def _cross_validate(estimator, X, y, folds, purged, use_smote, random_state,
+def _cross_validate(estimator, X, y, folds, purged, resample, random_state,
                     fit_params: dict[str, Any]) -> tuple[dict[str, Any], np.ndarray]:
     """``cross_validate`` over the purged folds; resampling runs inside each fold's training part.
 
@@ -430,7 +595,7 @@ def _cross_validate(estimator, X, y, folds, purged, use_smote, random_state,
     from sklearn.metrics import f1_score, make_scorer, precision_score, recall_score
     from sklearn.model_selection import cross_validate
 
-    if use_smote:
+    if resample:
         from imblearn import FunctionSampler
         from imblearn.pipeline import Pipeline
 

@@ -6,9 +6,16 @@ tz-aware UTC on both backends (see ``schema.UtcDateTime``).
 """
 from __future__ import annotations
 
+import pandas as pd
 import sqlalchemy as sa
 
-from pump_orchestration.warehouse.schema import ml_comparisons, ml_models, ml_test_results, ref_model_types
+from pump_orchestration.warehouse.schema import (
+    ml_comparisons,
+    ml_known_events,
+    ml_models,
+    ml_test_results,
+    ref_model_types,
+)
 
 
 def _insert(conn: sa.Connection, table: sa.Table, values: dict) -> int:
@@ -114,3 +121,45 @@ def list_models(conn: sa.Connection, status: str | None = None, include_deleted:
     if not include_deleted:
         query = query.where(ml_models.c.is_deleted.is_(sa.false()))
     return [dict(row) for row in conn.execute(query).mappings()]
+
+
+def replace_known_events(conn: sa.Connection, events: list[dict]) -> dict[str, int]:
+    """Store ``ml_known_events`` rows (keys = its columns without id), one per (mint, start_time).
+
+    An event already stored with the same (mint, start_time) is replaced, so importing a file twice
+    leaves the table as after the first import. Returns the counts of new and replaced events.
+    """
+    keys = {(e["mint"], e["start_time"]) for e in events}
+    if len(keys) != len(events):
+        raise ValueError("events: one event per (mint, start_time)")
+    replaced = 0
+    for mint, start in keys:
+        replaced += conn.execute(ml_known_events.delete().where(
+            ml_known_events.c.mint == mint, ml_known_events.c.start_time == start)).rowcount
+    if events:
+        conn.execute(ml_known_events.insert(), events)
+    return {"new": len(events) - replaced, "replaced": replaced}
+
+
+def load_known_events(conn: sa.Connection, start, end) -> pd.DataFrame:
+    """``ml_known_events`` whose [start_time, end_time] meets [``start``, ``end``), as the frame labels read:
+    ``mint``, ``start``, ``end`` (UTC), ``symbol``, ``source``, ``note``, by mint and start."""
+    c = ml_known_events.c
+    query = (sa.select(c.mint, c.start_time.label("start"), c.end_time.label("end"), c.symbol, c.source, c.note)
+             .where(c.end_time >= start, c.start_time < end).order_by(c.mint, c.start_time))
+    return _events_frame([dict(r) for r in conn.execute(query).mappings()])
+
+
+def _events_frame(rows: list[dict]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=["mint", "start", "end", "symbol", "source", "note"])
+    for column in ("start", "end"):
+        frame[column] = pd.to_datetime(frame[column], utc=True)
+    return frame
+
+
+def known_events_for(conn: sa.Connection, frame: pd.DataFrame, lead: pd.Timedelta) -> pd.DataFrame:
+    """The known events that can label a row of ``frame`` (coin_metrics rows): those meeting its span
+    widened by ``lead`` at the end (a row up to ``lead`` before a start is inside the event)."""
+    if frame.empty:
+        return _events_frame([])
+    return load_known_events(conn, frame["timestamp"].min(), frame["timestamp"].max() + lead + pd.Timedelta(1))

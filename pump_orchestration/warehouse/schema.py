@@ -255,6 +255,25 @@ ml_comparisons = sa.Table(
     sa.Index("idx_comparisons_models", "model_a_id", "model_b_id"),
 )
 
+# Known pump events (e.g. Telegram pump signals), imported with ``pump-orchestration import-events``; a
+# request with ``label_source: known_events`` labels the rows inside them. One event per (mint, start_time):
+# re-importing a file replaces its events instead of doubling them.
+ml_known_events = sa.Table(
+    "ml_known_events",
+    metadata,
+    _id(),
+    sa.Column("mint", sa.Text(), nullable=False),
+    sa.Column("symbol", sa.Text()),
+    sa.Column("start_time", UtcDateTime(), nullable=False),
+    sa.Column("end_time", UtcDateTime(), nullable=False),
+    sa.Column("source", sa.Text(), nullable=False),
+    sa.Column("note", sa.Text()),
+    _created_at(),
+    sa.UniqueConstraint("mint", "start_time", name="uq_known_events_mint_start"),
+    sa.CheckConstraint("end_time >= start_time", name="chk_known_events_window"),
+    sa.Index("idx_known_events_start", "start_time"),
+)
+
 
 def _job_fk(column: str, target: str) -> sa.Column:
     # Jobs are history: removing a model or result must not delete the record of the run.

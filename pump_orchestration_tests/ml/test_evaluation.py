@@ -27,9 +27,10 @@ from pump_orchestration.ml.evaluation import (
     paired_significance,
     score_rows,
 )
+from pump_orchestration.ml.events import event_f1
 from pump_orchestration.ml.model_store import LoadedModel, ModelStore
 from pump_orchestration.ml.records import TrainedModel
-from pump_orchestration.ml.request import FeatureSpec, TrainingRequest
+from pump_orchestration.ml.request import FeatureSpec, LabelSpec, TrainingRequest
 from pump_orchestration.ml.training import train_classifier
 from pump_orchestration.warehouse import schema
 
@@ -45,10 +46,11 @@ def h(hours: float) -> pd.Timestamp:
     return T0 + pd.Timedelta(hours=hours)
 
 
-def train(frame: pd.DataFrame, request: TrainingRequest, start: pd.Timestamp, end: pd.Timestamp) -> TrainedModel:
+def train(frame: pd.DataFrame, request: TrainingRequest, start: pd.Timestamp, end: pd.Timestamp,
+          known_events: pd.DataFrame | None = None) -> TrainedModel:
     """The training pipeline in miniature: labels before ``end``, features, rows, a small forest."""
     before_end = frame[frame["timestamp"] < end]
-    labels, change = make_labels(before_end, request.label_spec)
+    labels, change = make_labels(before_end, request.label_spec, known_events)
     X, _ = build_feature_matrix(before_end, request.feature_spec)
     inputs = select_rows(X, labels, before_end, start=start, end=end, phases=request.phases, future_change=change)
     result = train_classifier(inputs.X, inputs.y, inputs.timestamps, model_type="random_forest",
@@ -159,6 +161,42 @@ def test_choose_winner_f1_first_then_roc_auc():
     assert choose_winner({"f1": 0.5 + 1e-12, "roc_auc": 0.8}, {"f1": 0.5, "roc_auc": 0.7}) == "a"  # F1 within tol
     assert choose_winner({"f1": 0.5, "roc_auc": 0.8}, {"f1": 0.5, "roc_auc": 0.8}) is None
     assert choose_winner({"f1": 0.5, "roc_auc": 0.8}, {"f1": 0.52, "roc_auc": 0.7}, tol=0.05) == "a"
+
+
+def test_choose_winner_by_event_f1_then_f1_then_roc_auc_and_by_roc_auc_alone():
+    a, b = {"event_f1": 0.4, "f1": 0.9, "roc_auc": 0.9}, {"event_f1": 0.6, "f1": 0.1, "roc_auc": 0.1}
+    assert choose_winner(a, b, winner_by="event_f1") == "b"
+    assert choose_winner(a, b, winner_by="f1") == "a"
+    tied_events = {**b, "event_f1": 0.4}
+    assert choose_winner(a, tied_events, winner_by="event_f1") == "a"  # event F1 ties: F1 decides
+    assert choose_winner(a, {**a}, winner_by="event_f1") is None
+    assert choose_winner({"f1": 0.9, "roc_auc": 0.6}, {"f1": 0.1, "roc_auc": 0.7}, winner_by="roc_auc") == "b"
+    assert choose_winner({"f1": 0.9, "roc_auc": 0.7}, {"f1": 0.1, "roc_auc": 0.7}, winner_by="roc_auc") is None
+    assert choose_winner({"event_f1": None, "f1": 0.1}, {"event_f1": 0.0, "f1": 0.9}, winner_by="event_f1") == "b"
+
+
+def test_winner_by_decides_the_comparison_and_is_stored(model_a, model_b, frame):
+    # The noise model alerts on nearly every row: it loses on every figure, so the rules agree on the winner here;
+    # what winner_by must change is the stored rule and which figure the winner follows.
+    for winner_by, rule in (("f1", "F1, then ROC-AUC"), ("roc_auc", "ROC-AUC"),
+                            ("event_f1", "event F1, then F1, then ROC-AUC")):
+        result = compare_models(model_a, model_b, frame, TRAIN_END, TEST_END, winner_by=winner_by, n_bootstrap=10)
+        sig = result.comparison["significance"]
+        assert (sig["winner_by"], sig["rule"]) == (winner_by, rule)
+        figures = [{"event_f1": event_f1(t["event_metrics"]), "f1": t["f1_score"], "roc_auc": t["roc_auc"]}
+                   for t in (result.test_a, result.test_b)]
+        assert result.winner == choose_winner(*figures, winner_by=winner_by) == "a"
+
+
+def test_winner_by_event_f1_needs_time_based_targets(model_a, model_b, frame):
+    classic = dataclasses.replace(model_b, model_id=6, label_spec=LabelSpec(
+        target_var="price_close", time_based=False, operator=">", value=1.0))
+    with pytest.raises(ValueError, match="winner_by: event_f1 needs time-based or known-event targets, but model .noise."):
+        compare_models(model_a, classic, frame, TRAIN_END, TEST_END, winner_by="event_f1")
+    with pytest.raises(ValueError, match="winner_by: 'best' is unknown; allowed: event_f1, f1, roc_auc"):
+        compare_models(model_a, model_b, frame, TRAIN_END, TEST_END, winner_by="best")
+    assert evaluation.resolve_winner_by(None, model_a, classic) == "f1"
+    assert evaluation.resolve_winner_by(None, model_a, model_b) == "event_f1"
 
 
 def test_choose_winner_none_roc_auc_is_lower_than_any_value():
@@ -355,7 +393,9 @@ def test_informative_model_beats_noise_significantly(comparison):
     sig = comparison.comparison["significance"]
     assert comparison.winner == "a"
     assert comparison.test_a["f1_score"] > comparison.test_b["f1_score"]
-    assert sig["rule"] == "F1, then ROC-AUC" and sig["n_bootstrap"] == 1000 and sig["same_labels"] is True
+    assert sig["rule"] == "event F1, then F1, then ROC-AUC" and sig["winner_by"] == "event_f1"  # time-based default
+    assert sig["n_bootstrap"] == 1000 and sig["same_labels"] is True
+    assert event_f1(comparison.test_a["event_metrics"]) > event_f1(comparison.test_b["event_metrics"])
     assert sig["f1_diff"] == pytest.approx(comparison.test_a["f1_score"] - comparison.test_b["f1_score"])
     lo, hi = sig["f1_diff_ci95"]
     assert 0 < lo <= sig["f1_diff"] <= hi
@@ -434,3 +474,48 @@ def test_predict_must_agree_with_predict_proba_at_one_half(model_a, frame):
     inconsistent = dataclasses.replace(model_a, estimator=LowThreshold(model_a.estimator))
     with pytest.raises(ValueError, match=r"predict\(\) and predict_proba\(\) at 0.5 disagree on \d+ rows"):
         evaluate_model(inconsistent, frame, TRAIN_END, TEST_END)
+
+
+# --- labels from known events --------------------------------------------------------------------------------
+
+
+def test_a_known_event_model_is_tested_and_compared_against_the_known_events():
+    # The planted pumps play the Telegram signals: known start, the peak as the end.
+    metrics, pumps = generate_coin_metrics(n_coins=80, hours=8, seed=11)
+    events = pd.DataFrame({"mint": pumps["mint"], "start": pumps["pump_start"], "end": pumps["peak_time"]})
+    request = TrainingRequest(name="known", model_type="random_forest", features=INFORMATIVE,
+                              feature_engineering_windows=(1, 5), label_source="known_events", lead_minutes=1.0)
+    with pytest.raises(DatasetError, match="label_source: known_events needs the ml_known_events table"):
+        train(metrics, request, T0, TRAIN_END)
+    model = ModelUnderTest.from_trained(train(metrics, request, T0, TRAIN_END, events), model_id=7)
+    assert model.label_spec.known_events and model.label_spec.horizon == pd.Timedelta(minutes=1)
+
+    scored = score_rows(model, metrics, TRAIN_END, TEST_END, known_events=events)
+    rows = metrics.loc[scored.index]
+    lead = pd.Timedelta(minutes=1)
+    inside = [any((e.mint == m) and e.start - lead <= t <= e.end for e in events.itertuples())
+              for m, t in zip(rows["mint"], rows["timestamp"])]
+    assert scored.y_true.tolist() == [int(x) for x in inside]
+
+    test = evaluate_model(model, metrics, TRAIN_END, TEST_END, known_events=events)
+    report = test["event_metrics"]
+    coins = set(rows["mint"])
+    lo, hi = rows["timestamp"].min(), rows["timestamp"].max()
+    expected = events[events["mint"].isin(coins) & (events["end"] >= lo) & (events["start"] - lead <= hi)]
+    assert report["events"] == len(expected) > 0
+    assert report["parameters"]["lead_s"] == 60.0
+    assert {e["coin"] for e in report["per_event"]} <= coins
+    assert 0 < report["detected_before_peak"] <= report["events"]
+
+    other = dataclasses.replace(model, model_id=8, name="known_copy")
+    result = compare_models(model, other, metrics, TRAIN_END, TEST_END, known_events=events, n_bootstrap=10)
+    assert result.comparison["significance"]["winner_by"] == "event_f1" and result.winner is None  # a tie
+
+
+def test_a_training_window_without_a_known_event_is_refused():
+    from pump_orchestration.ml.dataset import require_known_events
+
+    events = pd.DataFrame({"mint": ["a", "b"], "start": [h(1), h(5)], "end": [h(1.1), h(5.1)]})
+    require_known_events(events, ["a"], h(0), h(2))
+    with pytest.raises(DatasetError, match="label_source known_events: no event of ml_known_events meets the window"):
+        require_known_events(events, ["a"], h(2), h(6))  # b's event is not one of the window's coins

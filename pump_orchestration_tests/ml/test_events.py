@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pump_orchestration.ml.events import detection_report, events_from_table, extract_events
+from pump_orchestration.ml.events import detection_report, event_f1, events_from_table, extract_events
 
 BASE = pd.Timestamp("2024-05-01 12:00", tz="UTC")
 NAN = float("nan")
@@ -410,3 +410,21 @@ def test_bad_arguments_raise_one_line_errors(call, message):
     with pytest.raises(ValueError, match=message) as excinfo:
         call(frame([("a", 0, 1, 0), ("a", 5, 0, 1)]))
     assert "\n" not in str(excinfo.value)
+
+
+def test_event_f1_does_not_reward_an_alarm_that_is_always_on():
+    # One coin, a row a minute for 10 h, three 5-minute pumps.
+    ts = pd.date_range("2025-09-01", periods=600, freq="1min", tz="UTC")
+    starts = [60, 300, 500]
+    events = pd.DataFrame({"coin": "m", "start": ts[starts], "end": ts[[s + 5 for s in starts]]})
+    mints = np.full(len(ts), "m")
+    sharp = np.zeros(len(ts), dtype=int)
+    sharp[starts] = 1
+    always = np.ones(len(ts), dtype=int)
+    kwargs = {"lead": pd.Timedelta(minutes=2), "cooldown": pd.Timedelta(minutes=5)}
+    sharp_report = detection_report(events, mints, ts, sharp, **kwargs)
+    always_report = detection_report(events, mints, ts, always, **kwargs)
+    assert always_report["episode_precision"] == 1.0  # one episode that meets an event: why event F1 avoids it
+    assert always_report["false_alert_episodes"] == 4  # before, between (x2) and after the pumps
+    assert event_f1(sharp_report) == 1.0
+    assert event_f1(always_report) == pytest.approx(2 * 1 * (1 / 5) / (1 + 1 / 5))

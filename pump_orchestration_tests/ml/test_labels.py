@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pump_orchestration.ml.labels import threshold_labels, time_based_change, time_based_labels
+from pump_orchestration.ml.labels import known_event_labels, threshold_labels, time_based_change, time_based_labels
 from pump_orchestration.vocabulary import DIRECTIONS, LABEL_MODES, OPERATORS
 
 BASE = pd.Timestamp("2024-05-01 12:00", tz="UTC")
@@ -222,3 +222,41 @@ def test_duplicate_mint_timestamp_rows_are_rejected_with_count():
     df = pd.concat([frame("a", [0, 60, 120], [1, 2, 3]), frame("a", [60, 120], [1, 2]), frame("b", [60], [1])])
     with pytest.raises(ValueError, match="2 duplicate"):
         time_based_labels(df, "price_close", 1, 10)
+
+
+# --- labels from known events ------------------------------------------------------------------------------
+
+_T0 = pd.Timestamp("2025-09-01", tz="UTC")
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    rows=st.lists(st.tuples(st.sampled_from("abc"), st.integers(0, 600)), min_size=1, max_size=60, unique=True),
+    events=st.lists(st.tuples(st.sampled_from("abcz"), st.integers(0, 600), st.integers(0, 120)), max_size=8),
+    lead=st.sampled_from([0, 0.5, 1, 7.5]),
+)
+def test_known_event_label_is_exactly_inside_some_window_of_its_coin(rows, events, lead):
+    # Irregular times in seconds, rows shuffled by construction, overlapping events, events of absent coins.
+    df = pd.DataFrame({"mint": [m for m, _ in rows], "timestamp": [_T0 + pd.Timedelta(seconds=s) for _, s in rows]},
+                      index=np.arange(len(rows)) * 3 + 1)
+    table = pd.DataFrame({"mint": [m for m, _, _ in events],
+                          "start": [_T0 + pd.Timedelta(seconds=s) for _, s, _ in events],
+                          "end": [_T0 + pd.Timedelta(seconds=s + d) for _, s, d in events]})
+    labels = known_event_labels(df, table, lead)
+    lead_td = pd.Timedelta(minutes=lead)
+    expected = [
+        float(any(m == em and s - lead_td <= t <= e for em, s, e in zip(table["mint"], table["start"], table["end"])))
+        for m, t in zip(df["mint"], df["timestamp"])
+    ]
+    assert labels.index.equals(df.index)
+    assert labels.tolist() == expected
+
+
+def test_known_event_labels_refuse_a_bad_lead_and_name_missing_columns():
+    df = pd.DataFrame({"mint": ["a"], "timestamp": [_T0]})
+    table = pd.DataFrame({"mint": ["a"], "start": [_T0], "end": [_T0]})
+    with pytest.raises(ValueError, match="lead_minutes must be a number >= 0, got -1"):
+        known_event_labels(df, table, -1)
+    with pytest.raises(ValueError, match="column 'end' not in the data"):
+        known_event_labels(df, table.drop(columns="end"), 0)
+    assert known_event_labels(df, table.iloc[:0], 0).tolist() == [0.0]

@@ -14,7 +14,12 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-from pump_orchestration.ml.metrics import classification_metrics, feature_importance
+from pump_orchestration.ml.metrics import (
+    classification_metrics,
+    feature_importance,
+    probability_scores,
+    reliability_table,
+)
 from pump_orchestration.ml.models import build_estimator
 
 Y_TRUE = np.array([1, 0, 1, 1, 0, 0, 0, 1, 0, 0])
@@ -162,3 +167,22 @@ def test_f1_and_none_operating_points_and_the_fallback_without_events():
     assert (fallback["used"], fallback["threshold"], fallback["constraint_met"]) == ("f1", best, None)
     fixed = choose_threshold(proba, labels, objective="none", max_false_alarms_per_coin_day=1.0)
     assert fixed["threshold"] == 0.5 and [c["threshold"] for c in fixed["candidates"]] == [0.5]
+
+
+def test_probability_scores_equal_sklearn_and_need_two_classes():
+    from sklearn.metrics import average_precision_score, brier_score_loss
+
+    scores = probability_scores(Y_TRUE, Y_PROBA)
+    assert scores == {"brier": brier_score_loss(Y_TRUE, Y_PROBA), "pr_auc": average_precision_score(Y_TRUE, Y_PROBA)}
+    assert probability_scores(np.zeros(3), [0.1, 0.2, 0.3])["pr_auc"] is None
+
+
+def test_reliability_table_matches_a_hand_count():
+    proba = np.array([0.0, 0.05, 0.12, 0.19, 0.55, 0.99, 1.0])
+    labels = np.array([0, 0, 1, 0, 1, 1, 1])
+    assert reliability_table(labels, proba) == [
+        {"bin": "0.0-0.1", "count": 2, "mean_predicted": pytest.approx(0.025), "observed_rate": 0.0},
+        {"bin": "0.1-0.2", "count": 2, "mean_predicted": pytest.approx(0.155), "observed_rate": 0.5},
+        {"bin": "0.5-0.6", "count": 1, "mean_predicted": pytest.approx(0.55), "observed_rate": 1.0},
+        {"bin": "0.9-1.0", "count": 2, "mean_predicted": pytest.approx(0.995), "observed_rate": 1.0},
+    ]

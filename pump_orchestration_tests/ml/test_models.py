@@ -19,6 +19,7 @@ SMALL = {
     "logistic_regression": {},
     "neural_network": {"hidden_layers": [8], "max_iter": 300},
     "rule_baseline": {"p_grid": [0.01, 1.0]},
+    "random_forest_hist": {"n_estimators": 5},
 }
 
 
@@ -61,6 +62,20 @@ def test_model_specific_construction():
     assert (mlp[-1].activation, mlp[-1].max_iter) == ("relu", 200)
 
 
+def test_random_forest_hist_is_xgboost_random_forest_mode(tiny):
+    from xgboost import XGBRFClassifier
+
+    forest = build_estimator("random_forest_hist", {"max_depth": 4})
+    assert isinstance(forest, XGBRFClassifier)
+    assert (forest.tree_method, forest.n_jobs, forest.random_state) == ("hist", available_cores(), 42)
+    assert (forest.n_estimators, forest.max_depth, forest.subsample, forest.colsample_bynode) == (100, 4, 0.8, 0.5)
+    # Random-forest mode: all n_estimators trees are grown in ONE round (parallel trees), not boosted.
+    X, y = tiny
+    booster = build_estimator("random_forest_hist", {"n_estimators": 7}, n_jobs=1).fit(X, y).get_booster()
+    assert booster.num_boosted_rounds() == 1
+    assert len(booster.get_dump()) == 7
+
+
 @pytest.mark.parametrize("value", ["100, 50", (100, 50), [100, 50]])
 def test_hidden_layers_accepts_list_or_string(value):
     assert validate_params("neural_network", {"hidden_layers": value})["hidden_layers"] == [100, 50]
@@ -98,6 +113,9 @@ def test_unknown_param_names_it_and_lists_accepted():
     ("xgboost", {"learning_rate": 0}, "learning_rate"),
     ("xgboost", {"n_estimators": 0}, "n_estimators"),
     ("xgboost", {"subsample": 1.5}, "subsample"),
+    ("random_forest_hist", {"subsample": 0}, "subsample"),
+    ("random_forest_hist", {"max_depth": 2.5}, "max_depth"),
+    ("random_forest_hist", {"colsample_bynode": 1.2}, "colsample_bynode"),
     ("neural_network", {"hidden_layers": [0]}, "hidden_layers"),
     ("neural_network", {"activation": "sigmoid"}, "activation"),
 ])
@@ -126,5 +144,50 @@ def test_thread_count_follows_affinity_and_cgroup_quota(monkeypatch, tmp_path):
         assert available_cores() == cores
     quota.write_text("150000 100000")
     assert build_estimator("xgboost").n_jobs == 1 and build_estimator("random_forest").n_jobs == 1
+    assert build_estimator("random_forest_hist").n_jobs == 1
     assert build_estimator("xgboost", n_jobs=3).n_jobs == 3
     assert build_estimator("xgboost", {"n_jobs": 2}, n_jobs=3).n_jobs == 2  # the request's params win
+
+
+def test_random_forest_hist_trains_stores_and_scores_like_any_model(tmp_path):
+    """End to end on a synthetic market: labels, features, purged CV + final fit, artifact round trip, test report."""
+    from dataclasses import replace
+
+    from sklearn.metrics import roc_auc_score
+
+    from pump_orchestration.data.synthetic import generate_coin_metrics
+    from pump_orchestration.ml.dataset import build_feature_matrix, make_labels, select_rows
+    from pump_orchestration.ml.evaluation import ModelUnderTest, score_rows
+    from pump_orchestration.ml.model_store import ModelStore
+    from pump_orchestration.ml.records import TrainedModel
+    from pump_orchestration.ml.request import TrainingRequest
+    from pump_orchestration.ml.training import train_classifier
+
+    t0 = pd.Timestamp("2025-09-01T00:00:00Z")
+    train_end, test_end = t0 + pd.Timedelta(hours=4), t0 + pd.Timedelta(hours=6)
+    market, _ = generate_coin_metrics(n_coins=120, start=t0.isoformat(), hours=6, seed=3)
+    market = market.sort_values(["timestamp", "mint"]).reset_index(drop=True)
+    request = TrainingRequest(name="hist", model_type="random_forest_hist", label_mode="within")
+    before = market[market["timestamp"] < train_end]
+    labels, change = make_labels(before, request.label_spec)
+    X, _ = build_feature_matrix(before, request.feature_spec)
+    inputs = select_rows(X, labels, before, start=t0, end=train_end, phases=request.phases, future_change=change)
+    result = train_classifier(inputs.X, inputs.y, inputs.timestamps, model_type="random_forest_hist",
+                              params={"n_estimators": 30, "max_depth": 6}, cv_splits=2,
+                              horizon=request.label_spec.horizon, future_change_pct=inputs.future_change_pct,
+                              n_jobs=1)
+    assert result.model_type == "random_forest_hist" and result.params["max_depth"] == 6
+    assert result.params["subsample"] == DEFAULT_MODEL_PARAMS["random_forest_hist"]["subsample"]
+    assert len(result.cv_scores["test_f1"]) == 2 and result.metrics["roc_auc"] > 0.6
+    assert abs(sum(result.feature_importance.values()) - 1) < 1e-6
+
+    store = ModelStore(tmp_path / "models")
+    stored = store.save(result.estimator, name="hist", feature_names=result.feature_names,
+                        metadata={"model_type": "random_forest_hist"})
+    loaded = store.load(stored.path, stored.sha256)
+    trained = TrainedModel(request=request, train_start=t0, train_end=train_end, result=result)
+    model = ModelUnderTest.from_trained(trained)
+    report = score_rows(model, market, train_end, test_end)
+    reloaded = score_rows(replace(model, estimator=loaded.estimator), market, train_end, test_end)
+    assert len(report.y_true) > 1000 and np.array_equal(report.proba, reloaded.proba)
+    assert roc_auc_score(report.y_true, report.proba) > 0.6  # later rows, never seen in training

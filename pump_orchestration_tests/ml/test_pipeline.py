@@ -64,3 +64,26 @@ def test_walk_forward_builds_features_once_and_reports_each_window(market, monke
         assert o.trained.train_end == o.window.test_start and o.test["has_overlap"] is False
         assert pd.Timestamp(o.trained.result.split["train_end_ts"]) < o.window.train_end
     assert set(timings) == {"features", "labels", "fit", "evaluate"}
+
+
+def test_walk_forward_on_known_events_and_windows_without_one():
+    import dataclasses
+
+    metrics, pumps = generate_coin_metrics(n_coins=120, start="2025-09-01T00:00:00Z", hours=6, seed=4)
+    request = dataclasses.replace(REQUEST, label_source="known_events", lead_minutes=1.0)
+    windows = plan_windows(T0, T0 + pd.Timedelta(hours=6), train_hours=3, test_hours=1, step_hours=1)
+    # Only the pumps starting in the first 3 h are known: the later training windows still meet them,
+    # the events' tests count only those of their own window.
+    known = pumps[pumps["pump_start"] < T0 + pd.Timedelta(hours=3)]
+    events = pd.DataFrame({"mint": known["mint"], "start": known["pump_start"], "end": known["peak_time"]})
+    outcomes, skipped, _ = walk_forward(metrics, request, windows, params={"n_estimators": 10}, n_bootstrap=20,
+                                        known_events=events)
+    assert outcomes and all(o.trained.request.label_spec.known_events for o in outcomes)
+    assert all(o.comparison is None or o.comparison.comparison["significance"]["winner_by"] == "event_f1"
+               for o in outcomes)
+    from pump_orchestration.ml.dataset import DatasetError
+
+    with pytest.raises(DatasetError, match="every one of the 3 windows was skipped; first reason: label_source "
+                                           "known_events: no event of ml_known_events meets the window"):
+        walk_forward(metrics, request, windows, params={"n_estimators": 10}, n_bootstrap=20,
+                     known_events=events.iloc[:0])

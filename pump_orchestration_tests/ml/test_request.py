@@ -57,11 +57,29 @@ def test_valid_request_passes():
         ({"max_false_alarms_per_coin_day": 0}, "max_false_alarms_per_coin_day", "> 0"),
         ({"max_false_alarms_per_coin_day": True}, "max_false_alarms_per_coin_day", "> 0"),
         ({"model_type": "rule_baseline", "use_engineered_features": False}, "model_type", "use_engineered_features"),
+        ({"imbalance": "oversample"}, "imbalance", "smote, class_weight, none"),
+        ({"imbalance": "smote", "use_smote": False}, "imbalance", "contradicts use_smote: false"),
+        ({"imbalance": "none", "use_smote": True}, "imbalance", "contradicts use_smote: true"),
+        ({"imbalance": "class_weight", "use_smote": True}, "imbalance", "drop use_smote"),
+        ({"calibration": "platt"}, "calibration", "none, sigmoid, isotonic"),
+        ({"label_source": "telegram"}, "label_source", "target, known_events"),
+        ({"label_source": "known_events", "lead_minutes": -1}, "lead_minutes", ">= 0"),
+        ({"label_source": "known_events", "lead_minutes": float("nan")}, "lead_minutes", ">= 0"),
     ],
 )
 def test_bad_field_is_named_with_allowed_values(changes, field, needle):
     problems = _problems(_request(**changes), available_columns=COLUMNS, phase_ids=[1, 2, 3], max_window_minutes=60)
     assert any(p.startswith(field) and needle in p for p in problems), problems
+
+
+@pytest.mark.parametrize("imbalance, use_smote, method", [
+    (None, None, "smote"), (None, True, "smote"), (None, False, "none"), ("class_weight", None, "class_weight"),
+    ("class_weight", False, "class_weight"), ("none", False, "none"), ("smote", True, "smote"),
+])
+def test_imbalance_with_its_legacy_alias_use_smote(imbalance, use_smote, method):
+    request = _request(imbalance=imbalance, use_smote=use_smote)
+    validate_request(request)
+    assert request.imbalance_method == method
 
 
 def test_all_problems_reported_together():
@@ -89,3 +107,13 @@ def test_resolve_window_defaults_to_partitions_and_narrows():
     assert narrowed == (pd.Timestamp("2025-09-01T06:00", tz="UTC"), pd.Timestamp("2025-09-02T06:00", tz="UTC"))
     with pytest.raises(RequestValidationError, match="train_end .* outside the selected partitions"):
         resolve_window(_request(train_end="2025-09-05"), start, end)
+
+
+def test_known_events_label_spec_ignores_the_target_rule_and_purges_by_the_lead():
+    request = _request(label_source="known_events", lead_minutes=3, future_minutes=0, use_time_based_prediction=True)
+    validate_request(request, available_columns=COLUMNS, phase_ids=[1, 2, 3], max_window_minutes=60)  # no problem
+    spec = request.label_spec
+    assert (spec.source, spec.lead_minutes, spec.time_based, spec.known_events) == ("known_events", 3.0, False, True)
+    assert spec.horizon == pd.Timedelta(minutes=3)
+    assert request.fingerprint() != _request(label_source="known_events", lead_minutes=4).fingerprint()
+    assert not _request().label_spec.known_events

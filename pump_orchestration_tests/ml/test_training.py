@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 from imblearn.over_sampling import SMOTE
 
+from pump_orchestration.ml.models import build_estimator
 from pump_orchestration.vocabulary import MODEL_TYPES
 from pump_orchestration.ml.training import (
     TrainingDataError,
@@ -18,6 +19,7 @@ from pump_orchestration.ml.training import (
 
 FAST = {
     "random_forest": {"n_estimators": 10},
+    "random_forest_hist": {"n_estimators": 10},
     "xgboost": {"n_estimators": 10},
     "gradient_boosting": {"n_estimators": 10},
     "logistic_regression": {},
@@ -92,7 +94,7 @@ def test_purge_drops_exactly_rows_whose_horizon_reaches_the_test_part():
     # last training row (38 + 4 = 42 > 40) and the one whose horizon ends exactly at the test
     # start (36 + 4 = 40: its label would read the first test row's price) are purged; the row
     # before them (34 + 4 = 38 < 40) stays.
-    result = fit(X, y, ts, cv_splits=2, horizon=pd.Timedelta("4min"), use_smote=False)
+    result = fit(X, y, ts, cv_splits=2, horizon=pd.Timedelta("4min"), imbalance="none")
     assert result.cv_scores["purged_rows_per_fold"] == [2, 2]
     assert result.cv_scores["train_rows_per_fold"] == [18, 38]
     assert result.cv_scores["test_rows_per_fold"] == [20, 20]
@@ -105,9 +107,9 @@ def test_purge_drops_exactly_rows_whose_horizon_reaches_the_test_part():
                       "resampled_rows": 60},
     }
     # 7 minutes: rows ending after minute 40 are 17, 18, 19 (34 + 7 = 41).
-    result = fit(X, y, ts, cv_splits=2, horizon=pd.Timedelta("7min"), use_smote=False)
+    result = fit(X, y, ts, cv_splits=2, horizon=pd.Timedelta("7min"), imbalance="none")
     assert result.cv_scores["purged_rows_per_fold"] == [3, 3]
-    result = fit(X, y, ts, cv_splits=2, horizon=None, use_smote=False)
+    result = fit(X, y, ts, cv_splits=2, horizon=None, imbalance="none")
     assert result.cv_scores["purged_rows_per_fold"] == [0, 0] and result.split["n_train"] == 40
 
 
@@ -134,7 +136,7 @@ def test_resampling_never_touches_test_rows(monkeypatch):
 
     monkeypatch.setattr(SMOTE, "fit_resample", spy)
     result = fit(X, y, ts, cv_splits=3, future_change_pct=change)
-    without = fit(X, y, ts, cv_splits=3, future_change_pct=change, use_smote=False)
+    without = fit(X, y, ts, cv_splits=3, future_change_pct=change, imbalance="none")
 
     # 3 CV folds + the evaluation fit, each exactly the rows before its test part; then, the figures
     # taken, the final fit of the stored model on every row.
@@ -229,7 +231,7 @@ def test_rebalance_skips_a_minority_of_one_row():
 
 def test_the_stored_model_is_fitted_on_every_row_and_the_estimate_on_the_training_part_only():
     X, y, ts, change = make_data(n=400, positive_share=0.4)
-    result = fit(X, y, ts, cv_splits=3, use_smote=False)
+    result = fit(X, y, ts, cv_splits=3, imbalance="none")
     from sklearn.base import clone
 
     train_rows = result.split["n_train"]
@@ -301,7 +303,7 @@ def test_the_rule_gate_is_recorded_and_does_not_block():
     X, y, ts, mints = _pumps()
     X["noise"] = np.random.default_rng(0).normal(size=len(X))
     result = fit(X, pd.Series(y), pd.Series(ts), mints=pd.Series(mints), horizon=pd.Timedelta("2min"),
-                 use_smote=False)
+                 imbalance="none")
     comparison = result.rule_baseline
     assert comparison["applicable"] and comparison["level"] == "event"
     assert comparison["rows"] == sum(result.cv_scores["test_rows_per_fold"])
@@ -315,10 +317,113 @@ def test_the_rule_gate_is_recorded_and_does_not_block():
 def test_the_rule_baseline_model_type_fits_on_raw_rows_for_pumps_caught():
     X, y, ts, mints = _pumps()
     result = fit(X, pd.Series(y), pd.Series(ts), model_type="rule_baseline", params={}, mints=pd.Series(mints),
-                 horizon=pd.Timedelta("2min"))  # use_smote stays on: the rule ignores it, and says why
+                 horizon=pd.Timedelta("2min"))  # imbalance stays smote: the rule ignores it, and says why
     assert not result.resampling["applied"] and "raw rows" in result.resampling["reason"]
     rule = result.estimator
     # Only the pumps with a volume burst (10x) can be caught; the event fit finds bars below both jumps.
     assert rule.columns_ == ("volume_ratio_15", "price_change_5") and rule.k_ < 10 and rule.p_ < 5
     assert rule.predict(X).sum() == int(((X["volume_ratio_15"] > rule.k_) & (X["price_change_5"] > rule.p_)).sum())
     assert not result.rule_baseline["applicable"]
+
+
+def _known_rates(n, seed):
+    """Rows whose true pump probability is known: ``0.02 + 0.3 * x**2`` (about 12 % positives)."""
+    rng = np.random.default_rng(seed)
+    x = rng.random(n)
+    truth = 0.02 + 0.3 * x ** 2
+    y = pd.Series((rng.random(n) < truth).astype(int))
+    X = pd.DataFrame({"x": x, "noise": rng.normal(size=n)})
+    ts = pd.Series(pd.date_range("2025-09-01", periods=n, freq="1min", tz="UTC"))
+    return X, y, ts, truth
+
+
+@pytest.mark.parametrize("calibration", ["sigmoid", "isotonic"])
+def test_calibrated_probabilities_are_closer_to_the_known_rates_than_smote_inflated_ones(calibration):
+    from sklearn.metrics import brier_score_loss
+
+    X, y, ts, _ = _known_rates(3000, seed=1)
+    X_new, y_new, _, truth = _known_rates(3000, seed=2)  # a later window neither model has seen
+    raw = fit(X, y, ts, model_type="logistic_regression", cv_splits=3)
+    calibrated = fit(X, y, ts, model_type="logistic_regression", cv_splits=3, calibration=calibration)
+    p_raw = predict_proba_positive(raw.estimator, X_new)
+    p_cal = predict_proba_positive(calibrated.estimator, X_new)
+    assert p_raw.mean() > 2 * truth.mean()  # SMOTE's 1:1 training data inflates the probabilities
+    assert brier_score_loss(y_new, p_cal) < brier_score_loss(y_new, p_raw)
+    assert np.abs(p_cal - truth).mean() < 0.05 < np.abs(p_raw - truth).mean()
+    report = calibrated.calibration
+    assert report["method"] == calibration and report["after"]["brier"] < report["before"]["brier"]
+    assert raw.calibration["after"] is None and raw.calibration["before"] == report["before"]
+    assert sum(row["count"] for row in report["reliability_after"]) == report["rows"]
+    # The alert threshold is chosen on the calibrated out-of-fold probabilities (a pump rate, not a 1:1 score).
+    assert calibrated.operating_point["threshold"] < raw.operating_point["threshold"]
+
+
+def test_the_calibrator_sees_only_out_of_fold_rows_of_the_window(monkeypatch):
+    from pump_orchestration.ml import training
+
+    seen = []
+    original = training.ProbabilityCalibrator.fit
+    monkeypatch.setattr(training.ProbabilityCalibrator, "fit",
+                        lambda self, proba, labels: seen.append((np.array(proba), np.array(labels)))
+                        or original(self, proba, labels))
+    X, y, ts, _ = _known_rates(600, seed=3)
+    shuffled = np.random.default_rng(0).permutation(len(X))  # input order must not matter
+    result = fit(X.iloc[shuffled], y.iloc[shuffled], ts.iloc[shuffled], model_type="logistic_regression",
+                 cv_splits=3, calibration="isotonic")
+    (proba, labels), = seen
+    first_test = result.cv_scores["train_rows_per_fold"][0] + result.cv_scores["purged_rows_per_fold"][0]
+    # Exactly the CV test parts, in time order: every row after the first fold's training part, none before.
+    assert labels.tolist() == y.iloc[first_test:].tolist() and proba.size == sum(result.cv_scores["test_rows_per_fold"])
+    # Each came from a fold model fitted before the row: scrambling the last test part's labels changes
+    # no earlier out-of-fold probability (a look-ahead, e.g. the final model's predictions, would).
+    last = result.cv_scores["test_rows_per_fold"][-1]
+    scrambled = y.copy()
+    scrambled.iloc[-last:] = 1 - scrambled.iloc[-last:]
+    seen.clear()
+    fit(X, scrambled, ts, model_type="logistic_regression", cv_splits=3, calibration="isotonic")
+    np.testing.assert_array_equal(seen[0][0][:-last], proba[:-last])
+
+
+@pytest.mark.parametrize("model_type", [m for m in MODEL_TYPES if m != "rule_baseline"])
+def test_class_weights_balance_the_rows_of_every_fit(model_type, monkeypatch):
+    from pump_orchestration.ml import training
+
+    calls = []
+    original = training.balanced_weight_params
+    monkeypatch.setattr(training, "balanced_weight_params",
+                        lambda estimator, y: calls.append(np.asarray(y)) or original(estimator, y))
+    X, y, ts, _ = make_data(positive_share=0.15)
+    result = fit(X, y, ts, model_type=model_type, cv_splits=3, imbalance="class_weight")
+    # Three CV folds, the evaluation fit and the final fit, each weighting its own rows.
+    assert [len(c) for c in calls] == result.cv_scores["train_rows_per_fold"] + [result.split["n_train"], len(X)]
+    for labels in calls:
+        weights = original(build_estimator(model_type), labels).popitem()[1]
+        assert weights[labels == 1].sum() == pytest.approx(weights[labels == 0].sum())
+    assert result.resampling["method"] == "class_weight"
+    assert result.resampling["after"]["n_rows"] == result.split["n_train"]
+    assert result.metrics["f1"] > 0.7
+    assert not isinstance(result.estimator, training.BalancedWeightsClassifier)  # the store gets the model itself
+
+
+def test_unknown_imbalance_and_calibration_are_refused():
+    X, y, ts, _ = make_data()
+    with pytest.raises(ValueError, match="^imbalance: 'smoote' is unknown"):
+        fit(X, y, ts, imbalance="smoote")
+    with pytest.raises(ValueError, match="^calibration: 'beta' is unknown"):
+        fit(X, y, ts, calibration="beta")
+
+
+def test_a_calibrated_model_round_trips_through_the_model_store(tmp_path):
+    from pump_orchestration.ml.model_store import ModelStore
+
+    X, y, ts, _ = _known_rates(600, seed=4)
+    result = fit(X, y, ts, model_type="xgboost", cv_splits=3, calibration="sigmoid", imbalance="class_weight")
+    store = ModelStore(tmp_path)
+    stored = store.save(result.estimator, name="calibrated", feature_names=result.feature_names, metadata={})
+    loaded = store.load(stored.path, stored.sha256).estimator
+    np.testing.assert_array_equal(predict_proba_positive(loaded, X), predict_proba_positive(result.estimator, X))
+    raw = predict_proba_positive(result.estimator.estimator, X)
+    # The calibrated probability is a monotone map of the final model's own probability.
+    order = np.argsort(raw)
+    assert np.all(np.diff(predict_proba_positive(loaded, X)[order]) >= 0)
+    assert set(np.unique(loaded.predict(X))) <= {0, 1}

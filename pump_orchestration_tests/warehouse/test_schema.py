@@ -25,6 +25,7 @@ PUBLISHED_DEFAULTS = {
     "logistic_regression": {"C": 1.0, "max_iter": 100},
     "neural_network": {"hidden_layers": [100, 50], "activation": "relu", "max_iter": 200},
     "rule_baseline": {"volume_feature": None, "price_feature": None},
+    "random_forest_hist": {"n_estimators": 100, "max_depth": 8, "subsample": 0.8, "colsample_bynode": 0.5},
 }
 
 T0 = dt.datetime(2025, 9, 1, tzinfo=dt.timezone.utc)

@@ -25,6 +25,7 @@ from pump_orchestration.defs.shared.partitions import window_asset
 from pump_orchestration.defs.shared.progress import report_progress
 from pump_orchestration.defs.shared.resources import ModelStoreResource, WarehouseResource
 from pump_orchestration.defs.training.assets import fitted_model
+from pump_orchestration.vocabulary import WINNER_BY
 
 # Test reports evaluate models trained on other days: lineage to every fitted_model partition.
 _ANY_MODEL = dg.AssetDep(fitted_model, partition_mapping=dg.AllPartitionMapping())
@@ -74,6 +75,17 @@ class ComparisonConfig(WindowConfig):
     model_a: ModelRef = Field(description="ml_models id (e.g. 12) or name of model A.")
     model_b: ModelRef = Field(description="ml_models id or name of model B (must differ from A).")
     n_bootstrap: int = Field(default=1000, description="Bootstrap resamples for the F1-difference interval.")
+    winner_by: Optional[str] = Field(
+        default=None, description=f"Test figure that picks the winner (one of {', '.join(WINNER_BY)}; later figures "
+                                  "break ties: event_f1, then f1, then roc_auc). Default: event_f1 when both models "
+                                  "have time-based targets, else f1. A tie on every figure = no winner.")
+
+    @pydantic.field_validator("winner_by")
+    @classmethod
+    def _known_rule(cls, value: Optional[str]) -> Optional[str]:
+        if value is not None and value not in WINNER_BY:
+            raise ValueError(f"unknown rule {value!r}; allowed: {', '.join(WINNER_BY)}")
+        return value
 
 
 # Checked in the run's first step, before any data is loaded (defs.shared.launch).
@@ -111,6 +123,17 @@ def _test_metadata(test: dict) -> dict:
     }
 
 
+def _known_events(warehouse: WarehouseResource, frame: pd.DataFrame, *models) -> Optional[pd.DataFrame]:
+    """``ml_known_events`` for the models whose labels come from them (the longest lead of those); else None."""
+    from pump_orchestration.warehouse.repository import known_events_for
+
+    leads = [m.label_spec.horizon for m in models if m.label_spec.known_events]
+    if not leads:
+        return None
+    with warehouse.engine().connect() as conn:
+        return known_events_for(conn, frame, max(leads))
+
+
 @window_asset(
     deps=[_ANY_MODEL],
     io_manager_key="ml_test_results_io_manager",
@@ -132,7 +155,8 @@ def test_report(
     start, end = config.window(context)
     model = _load_model(warehouse, model_store, config.model)
     report_progress(context, warehouse, 0.3, f"testing {model.name} on [{start}, {end})")
-    test = evaluate_model(model, coin_metrics_slice, start, end, threshold=config.threshold)
+    test = evaluate_model(model, coin_metrics_slice, start, end, threshold=config.threshold,
+                          known_events=_known_events(warehouse, coin_metrics_slice, model))
     checks = test_report_checks(test, config.min_positives)
     if test["has_overlap"]:
         context.log.warning(test["overlap_note"])
@@ -153,7 +177,7 @@ def model_comparison(
     warehouse: WarehouseResource,
     model_store: ModelStoreResource,
 ) -> dg.Output:
-    """Two models scored on exactly the same rows; winner by F1 then ROC-AUC, with a paired significance test."""
+    """Two models scored on exactly the same rows; winner by ``winner_by``, with a paired significance test."""
     from pump_orchestration.ml.evaluation import compare_models
     from pump_orchestration.ml.records import ComparisonOutcome
 
@@ -161,7 +185,8 @@ def model_comparison(
     a = _load_model(warehouse, model_store, config.model_a)
     b = _load_model(warehouse, model_store, config.model_b)
     report_progress(context, warehouse, 0.3, f"comparing {a.name} with {b.name} on [{start}, {end})")
-    result = compare_models(a, b, coin_metrics_slice, start, end, n_bootstrap=config.n_bootstrap)
+    result = compare_models(a, b, coin_metrics_slice, start, end, n_bootstrap=config.n_bootstrap,
+                            winner_by=config.winner_by, known_events=_known_events(warehouse, coin_metrics_slice, a, b))
     winner = {"a": a.name, "b": b.name, None: "tie"}[result.winner]
     context.log.info(f"winner: {winner}; significance: {result.comparison['significance']}")
     return dg.Output(
@@ -170,6 +195,7 @@ def model_comparison(
             "model_a": f"{a.name} (id {a.model_id})",
             "model_b": f"{b.name} (id {b.model_id})",
             "winner": winner,
+            "winner_rule": result.comparison["significance"]["rule"],
             "num_samples": result.comparison["num_samples"],
             "rows_dropped": dg.MetadataValue.json(result.rows_dropped),
             "significance": dg.MetadataValue.json(rounded(result.comparison["significance"])),

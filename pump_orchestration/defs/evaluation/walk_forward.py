@@ -85,9 +85,11 @@ def walk_forward_evaluation(
     # The launch check (window_asset) has verified the windows fit and their model names are free.
     with warehouse.engine().connect() as conn:
         defaults = repository.get_model_type_defaults(conn, request.model_type)
+        known_events = (repository.known_events_for(conn, coin_metrics_slice, request.label_spec.horizon)
+                        if request.label_spec.known_events else None)
     outcomes, skipped, timings = walk_forward(
         coin_metrics_slice, dataclasses.replace(request, train_start=None, train_end=None), windows,
-        params={**defaults, **request.params}, n_bootstrap=config.n_bootstrap,
+        params={**defaults, **request.params}, n_bootstrap=config.n_bootstrap, known_events=known_events,
         progress=lambda fraction, message: report_progress(context, warehouse, 0.1 + 0.8 * fraction, message),
     )
     rows = [{

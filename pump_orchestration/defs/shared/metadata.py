@@ -86,6 +86,28 @@ def event_metadata(events: dict | None) -> dict:
     }
 
 
+def calibration_metadata(calibration: dict) -> dict:
+    """Brier/PR-AUC of the out-of-fold probabilities and their reliability table (``ml.training.calibration_report``).
+
+    ``reliability`` is for the probabilities the stored model gives (calibrated when asked); each
+    table stays far below the 1,000 characters the UI renders inline.
+    """
+    calibrated = calibration["after"] is not None
+    scores = calibration["after"] if calibrated else calibration["before"]
+    columns = ["bin", "count", "mean_predicted", "observed_rate"]
+    out = {
+        "calibration": dg.MetadataValue.json(
+            rounded({k: calibration[k] for k in ("method", "rows", "before", "after")})),
+        "oof_brier": number(scores["brier"]),
+        "oof_pr_auc": number(scores["pr_auc"]),
+        "reliability": dg.MetadataValue.md(metrics_table(
+            calibration["reliability_after" if calibrated else "reliability_before"], columns)),
+    }
+    if calibrated:
+        out["reliability_uncalibrated"] = dg.MetadataValue.md(metrics_table(calibration["reliability_before"], columns))
+    return out
+
+
 def check_specs(asset_key: str, names_and_blocking: dict[str, bool]) -> list[dg.AssetCheckSpec]:
     """Check specs for an asset from {check name: blocking}, each described (``KeyError`` for an undescribed one)."""
     return [dg.AssetCheckSpec(name, asset=asset_key, blocking=blocking, description=CHECK_DESCRIPTIONS[name])

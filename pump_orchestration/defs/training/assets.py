@@ -10,6 +10,7 @@ import dagster as dg
 import pandas as pd
 
 from pump_orchestration.defs.shared.metadata import (
+    calibration_metadata,
     check_results,
     check_specs,
     checks_record,
@@ -54,7 +55,15 @@ def labelled_dataset(
     request = training_request.to_request()
     start, end = resolve_window(request, *partition_window(context))
     t0 = time.perf_counter()
-    df = label_frame(coin_metrics_slice, request, end)
+    known_events = None
+    if request.label_spec.known_events:
+        from pump_orchestration.ml.dataset import require_known_events
+        from pump_orchestration.warehouse.repository import known_events_for
+
+        with training_request.warehouse.engine().connect() as conn:
+            known_events = known_events_for(conn, coin_metrics_slice, request.label_spec.horizon)
+        require_known_events(known_events, coin_metrics_slice["mint"].unique(), start, end)
+    df = label_frame(coin_metrics_slice, request, end, known_events)
     seconds = time.perf_counter() - t0
     in_window = df["timestamp"] >= start
     window_labels = df.loc[in_window, LABEL]
@@ -182,6 +191,7 @@ def fitted_model(
         "threshold_candidates": dg.MetadataValue.md(metrics_table(
             result.operating_point["candidates"], list(result.operating_point["candidates"][0]))),
         "rule_baseline": dg.MetadataValue.json(result.rule_baseline),
+        **calibration_metadata(result.calibration),
         "stage_seconds": dg.MetadataValue.json(trained.stage_seconds),
     }
     yield dg.Output(trained, metadata=metadata)

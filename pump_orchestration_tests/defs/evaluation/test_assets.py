@@ -5,6 +5,7 @@ import pytest
 
 from pump_orchestration.data.synthetic import generate_coin_metrics
 from pump_orchestration.ml.evaluation import choose_winner
+from pump_orchestration.ml.events import event_f1
 from pump_orchestration.testing.locations import failure_text
 from pump_orchestration.warehouse import repository
 from pump_orchestration.warehouse.coin_metrics import write_coin_metrics
@@ -73,15 +74,56 @@ def test_test_report_and_comparison(market):
         tests = {t["id"]: t for t in repository.list_test_results(conn)}
     # Which model is better on synthetic data is the core tests' business (test_evaluation.py plants pumps and
     # checks that the informative model wins significantly); here: the winner id follows the rule on the stored
-    # metrics, and A/B map to the requested models.
+    # metrics (time-based targets: event F1 first, by default), and A/B map to the requested models.
     weak_id = {m["name"]: m["id"] for m in market.models()}["weak"]
     assert (comparison["model_a_id"], comparison["model_b_id"]) == (weak_id, good["id"])
-    rule = choose_winner({"f1": comparison["a_f1"], "roc_auc": comparison["a_roc_auc"]},
-                         {"f1": comparison["b_f1"], "roc_auc": comparison["b_roc_auc"]})
+
+    def figures(side):
+        return {"event_f1": event_f1(tests[comparison[f"test_{side}_id"]]["event_metrics"]),
+                "f1": comparison[f"{side}_f1"], "roc_auc": comparison[f"{side}_roc_auc"]}
+
+    rule = choose_winner(figures("a"), figures("b"), winner_by="event_f1")
     assert comparison["winner_id"] == {"a": weak_id, "b": good["id"], None: None}[rule]
     assert tests[comparison["test_b_id"]]["f1_score"] == comparison["b_f1"]
     assert tests[comparison["test_a_id"]]["num_samples"] == tests[comparison["test_b_id"]]["num_samples"] == comparison["num_samples"]
-    assert comparison["significance"]["rule"] == "F1, then ROC-AUC"
+    assert comparison["significance"]["rule"] == "event F1, then F1, then ROC-AUC"
+    assert comparison["significance"]["winner_by"] == "event_f1"
+
+
+def test_known_event_labels_train_test_and_compare_through_dagster(location):
+    metrics, pumps = generate_coin_metrics(n_coins=220, start=f"{DAY}T00:00:00Z", hours=10, seed=7)
+    write_coin_metrics(location.engine, metrics)
+    request = {"name": "signals", "model_type": "xgboost", "label_source": "known_events", "lead_minutes": 1.0,
+               "cv_splits": 3, "params": {"n_estimators": 30}}
+    # No events imported yet: refused with the reason, no READY model.
+    refused = location.train({**request, **_hours(0, 6)})
+    assert not refused.success and "no event of ml_known_events meets the window" in failure_text(refused)
+
+    # The planted pumps play the Telegram signals (start = pump start, end = its peak).
+    events = [{"mint": m, "symbol": None, "start_time": s.to_pydatetime(), "end_time": e.to_pydatetime(),
+               "source": "planted", "note": None}
+              for m, s, e in zip(pumps["mint"], pumps["pump_start"], pumps["peak_time"])]
+    with location.engine.begin() as conn:
+        repository.replace_known_events(conn, events)
+    assert location.train({**request, "name": "signals_a", **_hours(0, 6)}).success
+    assert location.train({**request, "name": "signals_b", "params": {"n_estimators": 5}, **_hours(0, 6)}).success
+
+    window = {"test_start": f"{DAY}T06:00:00Z", "test_end": f"{DAY}T10:00:00Z"}
+    tested = run(location, "test_model_job", {"test_report": {"config": {"model": "signals_a", **window}}})
+    assert tested.success, failure_text(tested)
+    compared = run(location, "compare_models_job", {"model_comparison": {"config": {
+        "model_a": "signals_a", "model_b": "signals_b", **window}}})
+    assert compared.success, failure_text(compared)
+    with location.engine.connect() as conn:
+        model = repository.get_model(conn, name="signals_a")
+        [test, *_] = repository.list_test_results(conn, model_id=model["id"])
+        [comparison] = repository.list_comparisons(conn)
+    in_test = pumps[(pumps["pump_start"] >= pd.Timestamp(window["test_start"]) - pd.Timedelta(minutes=1))
+                    & (pumps["pump_start"] < pd.Timestamp(window["test_end"]))]
+    # Every planted pump of the test window is an event (a pump of a coin with no scorable row would not be).
+    assert 0 < test["event_metrics"]["events"] <= len(in_test)
+    assert test["event_metrics"]["events"] >= 0.9 * len(in_test)
+    assert comparison["significance"]["winner_by"] == "event_f1"
 
 
 @pytest.mark.parametrize(

@@ -45,3 +45,21 @@ def test_sparklines_are_short_enough_to_show_inline_and_scale_to_each_series():
     assert lines[3].split("`")[1][3] == "·" and lines[3].split("`")[1][-1] == "█"
     assert lines[4] == f"| recall | `{'▅' * 40}` | 0.000 | 0.000 | 0.000 |"
     assert lines[5] == f"| precision | `{'·' * 40}` | – | – | – |"
+
+
+def test_calibration_metadata_shows_the_stored_models_reliability_inline():
+    import numpy as np
+
+    from pump_orchestration.defs.shared.metadata import calibration_metadata
+    from pump_orchestration.ml.training import calibration_report
+
+    rng = np.random.default_rng(0)
+    raw = rng.random(5000)
+    labels = (rng.random(5000) < raw / 3).astype(int)  # raw probabilities three times the real rate
+    calibrated = calibration_metadata({"method": "isotonic", **calibration_report(labels, raw, raw / 3)})
+    assert calibrated["oof_brier"].value < calibration_metadata(
+        {"method": "none", **calibration_report(labels, raw)})["oof_brier"].value
+    uncalibrated = calibrated["reliability_uncalibrated"].value
+    assert len(uncalibrated) < 1000 and uncalibrated.count("\n") == 11  # header, rule and ten bins
+    assert calibrated["reliability"].value.count("\n") == 5  # raw / 3 fills the four bins below 0.4
+    assert "reliability_uncalibrated" not in calibration_metadata({"method": "none", **calibration_report(labels, raw)})
