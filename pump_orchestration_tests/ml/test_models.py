@@ -156,26 +156,23 @@ def test_random_forest_hist_trains_stores_and_scores_like_any_model(tmp_path):
     from sklearn.metrics import roc_auc_score
 
     from pump_orchestration.data.synthetic import generate_coin_metrics
-    from pump_orchestration.ml.dataset import build_feature_matrix, make_labels, select_rows
+    from pump_orchestration.ml.dataset import FUTURE_CHANGE, LABEL
     from pump_orchestration.ml.evaluation import ModelUnderTest, score_rows
     from pump_orchestration.ml.model_store import ModelStore
-    from pump_orchestration.ml.records import TrainedModel
+    from pump_orchestration.ml.pipeline import feature_frame, fit_request, label_frame
     from pump_orchestration.ml.request import TrainingRequest
-    from pump_orchestration.ml.training import train_classifier
 
     t0 = pd.Timestamp("2025-09-01T00:00:00Z")
     train_end, test_end = t0 + pd.Timedelta(hours=4), t0 + pd.Timedelta(hours=6)
     market, _ = generate_coin_metrics(n_coins=120, start=t0.isoformat(), hours=6, seed=3)
     market = market.sort_values(["timestamp", "mint"]).reset_index(drop=True)
-    request = TrainingRequest(name="hist", model_type="random_forest_hist", label_mode="within")
-    before = market[market["timestamp"] < train_end]
-    labels, change = make_labels(before, request.label_spec)
-    X, _ = build_feature_matrix(before, request.feature_spec)
-    inputs = select_rows(X, labels, before, start=t0, end=train_end, phases=request.phases, future_change=change)
-    result = train_classifier(inputs.X, inputs.y, inputs.timestamps, model_type="random_forest_hist",
-                              params={"n_estimators": 30, "max_depth": 6}, cv_splits=2,
-                              horizon=request.label_spec.horizon, future_change_pct=inputs.future_change_pct,
-                              n_jobs=1)
+    request = TrainingRequest(name="hist", model_type="random_forest_hist", label_mode="within", cv_splits=2,
+                              params={"n_estimators": 30, "max_depth": 6}, n_jobs=1)
+    # The training asset's own path: labels, features and selection, then the fit.
+    frame, names, _, _ = feature_frame(label_frame(market, request, train_end), request, t0, train_end)
+    trained = fit_request(frame[names], frame[LABEL], frame["timestamp"], frame[FUTURE_CHANGE], request,
+                          params=request.params, train_start=t0, train_end=train_end, mints=frame["mint"])
+    result = trained.result
     assert result.model_type == "random_forest_hist" and result.params["max_depth"] == 6
     assert result.params["subsample"] == DEFAULT_MODEL_PARAMS["random_forest_hist"]["subsample"]
     assert len(result.cv_scores["test_f1"]) == 2 and result.metrics["roc_auc"] > 0.6
@@ -185,7 +182,6 @@ def test_random_forest_hist_trains_stores_and_scores_like_any_model(tmp_path):
     stored = store.save(result.estimator, name="hist", feature_names=result.feature_names,
                         metadata={"model_type": "random_forest_hist"})
     loaded = store.load(stored.path, stored.sha256)
-    trained = TrainedModel(request=request, train_start=t0, train_end=train_end, result=result)
     model = ModelUnderTest.from_trained(trained)
     report = score_rows(model, market, train_end, test_end)
     reloaded = score_rows(replace(model, estimator=loaded.estimator), market, train_end, test_end)
