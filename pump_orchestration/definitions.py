@@ -5,6 +5,8 @@ Definitions from the deployment's shared resources (``PUMP_DEPLOYMENT``, see
 ``defs/shared/resources.py``). Heavy libraries (pandas work, scikit-learn, xgboost) are imported
 inside asset bodies, not here: every run process re-imports this module.
 """
+import warnings
+
 import dagster as dg
 
 from pump_orchestration.defs.data.definitions import data_definitions
@@ -26,4 +28,8 @@ def build_definitions(shared: SharedResources) -> dg.Definitions:
     )
 
 
+# Dagster 1.13 copies each sensor when it binds resources, passing the sensor's empty owner list back as
+# `owners=[]`, which its own beta check then reports on every code-server start (no sensor here sets owners).
+warnings.filterwarnings("ignore", message=r"Parameter `owners` of initializer `SensorDefinition.__init__`",
+                        category=dg.BetaWarning)
 defs = build_definitions(deployment_resources())

@@ -42,13 +42,20 @@ def test_generate_then_demo_on_the_embedded_warehouse(tmp_path):
     out = _call(["demo", "--coins", "150", "--name", "first"], env)
     assert out.returncode == 0, out.stdout + out.stderr
     assert '"model_name": "first"' in out.stdout and "succeeded" in out.stdout
-    assert " DEBUG " not in out.stdout + out.stderr
+    shown = json.loads(out.stdout[out.stdout.index("{"): out.stdout.rindex("}") + 1])
+    # The operating point chosen at training, with pumps caught / false alarms there, beside the rule's.
+    caught = shown["cv_events_at_alert_threshold"]
+    assert 0 < shown["alert_threshold"] < 1 and 0 <= caught["caught_before_peak"] <= caught["pumps"] > 0
+    assert shown["rule_baseline_cv_events"]["pumps"] == caught["pumps"]
+    assert isinstance(shown["beats_rule_baseline"], bool)
+    assert " DEBUG " not in out.stdout + out.stderr and "Warning" not in out.stdout + out.stderr
     # Exactly one way to open the UI is printed.
     assert [line.strip() for line in out.stdout.splitlines() if "dagster dev" in line] == [
         "DAGSTER_HOME=$PWD .venv/bin/dagster dev -w workspace.yaml"]
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'data' / 'warehouse.sqlite'}")
     with engine.connect() as conn:
-        assert conn.execute(sa.text("select status from ml_models where name = 'first'")).scalar() == "READY"
+        assert conn.execute(sa.text("select status, alert_threshold from ml_models where name = 'first'")).one() == (
+            "READY", shown["alert_threshold"])
         # Mirrored without a daemon: the run's ml_jobs row has ended.
         assert conn.execute(sa.text("select status, progress from ml_jobs")).all() == [("COMPLETED", 1.0)]
     again = _call(["demo", "--coins", "150", "--name", "first"], env)

@@ -298,7 +298,7 @@ def event_figures(model: ModelUnderTest, scored: ScoredRows, frame: pd.DataFrame
     row. An alert (predicted 1) up to one horizon before a pump's start and up to its peak detects it;
     other alerts are false, merged into episodes when less than one horizon apart.
     Known events: the events of ``known_events`` of the scored coins that meet the scored rows' span
-    (``ml.events.known_event_report``: detected from ``lead_minutes`` before the start).
+    (``ml.events.known_event_judge``: detected from ``lead_minutes`` before the start).
     """
     from pump_orchestration.ml.events import known_event_report, label_event_report
 
@@ -309,10 +309,8 @@ def event_figures(model: ModelUnderTest, scored: ScoredRows, frame: pd.DataFrame
               if spec.target_var in frame.columns else None)
     mints = scored.mints.to_numpy()
     if spec.known_events:
-        lo, hi = scored.timestamps.min(), scored.timestamps.max()
-        meets = (known_events["end"] >= lo) & (known_events["start"] - spec.horizon <= hi)
-        report = known_event_report(known_events[meets], mints, scored.timestamps, scored.y_pred,
-                                    lead=spec.horizon, values=values)
+        report = known_event_report(known_events, mints, scored.timestamps, scored.y_pred, lead=spec.horizon,
+                                    values=values)
     else:
         report = label_event_report(mints, scored.timestamps, scored.y_true, scored.y_pred,
                                     pd.Timedelta(minutes=spec.future_minutes), values=values)

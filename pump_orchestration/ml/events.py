@@ -27,6 +27,7 @@ No Dagster import.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from numbers import Real
 
 import numpy as np
@@ -392,26 +393,56 @@ def label_events(mints, timestamps, labels, horizon: pd.Timedelta, values=None) 
     return events
 
 
-def label_event_report(mints, timestamps, labels, alerts, horizon: pd.Timedelta, values=None) -> dict:
-    """:func:`detection_report` of ``alerts`` against :func:`label_events`: an alert up to one horizon
-    before a pump's start detects it; false alerts less than one horizon apart are one episode."""
+@dataclass(frozen=True, eq=False)
+class EventJudge:
+    """The pumps of fixed rows and how alerts on those rows are counted against them.
+
+    Built once (events extracted or selected once), it judges any number of alert sequences: the many
+    thresholds of the operating point, the rule's grid search. :func:`label_event_judge` and
+    :func:`known_event_judge` build one.
+    """
+
+    events: pd.DataFrame
+    mints: np.ndarray
+    timestamps: pd.DatetimeIndex
+    lead: pd.Timedelta
+    cooldown: pd.Timedelta
+
+    def report(self, alerts) -> dict:
+        """:func:`detection_report` of ``alerts`` (aligned to the rows)."""
+        return detection_report(self.events, self.mints, self.timestamps, alerts, lead=self.lead,
+                                cooldown=self.cooldown)
+
+    def f1(self, alerts) -> float:
+        """:func:`event_f1` of ``alerts``; 0 without events."""
+        f1 = event_f1(self.report(alerts))
+        return 0.0 if f1 is None else f1
+
+
+def label_event_judge(mints, timestamps, labels, horizon: pd.Timedelta, values=None) -> EventJudge:
+    """Pumps from the rows' own labels (:func:`label_events`): an alert up to one horizon before a pump's
+    start detects it; false alerts less than one horizon apart are one episode."""
     horizon = pd.Timedelta(horizon)
-    return detection_report(label_events(mints, timestamps, labels, horizon, values), mints, timestamps, alerts,
-                            lead=horizon, cooldown=horizon)
+    return EventJudge(label_events(mints, timestamps, labels, horizon, values), np.asarray(mints, dtype=object),
+                      pd.DatetimeIndex(timestamps), horizon, horizon)
 
 
-def known_event_report(events: pd.DataFrame, mints, timestamps, alerts, *, lead: pd.Timedelta,
-                       values=None) -> dict:
-    """:func:`detection_report` of ``alerts`` against known events (``mint``, ``start``, ``end``, e.g.
-    ``ml_known_events``), the pumps of a ``label_source: known_events`` target.
+def known_event_judge(events: pd.DataFrame, mints, timestamps, *, lead: pd.Timedelta, values=None) -> EventJudge:
+    """Pumps from known events (``mint``, ``start``, ``end``, e.g. ``ml_known_events``), the pumps of a
+    ``label_source: known_events`` target.
 
-    Only events of the rows' coins count. An alert from ``lead`` before an event's start detects it; its
+    Only events of the rows' coins that meet the rows' time span (from ``lead`` before their start to their
+    end) count: an event outside the rows cannot be caught or missed. An alert from ``lead`` before an event's start detects it; its
     peak is the time of the coin's highest ``values`` (the target variable) in [start, end], or ``end``
     without values. False alerts closer than the median event duration (at least ``lead``) are one
     episode: a known event's own length is the time scale of one pump.
     """
     lead = pd.Timedelta(lead)
-    table = events[events["mint"].isin(set(pd.unique(np.asarray(mints, dtype=object))))]
+    mints = np.asarray(mints, dtype=object)
+    stamps = pd.DatetimeIndex(timestamps)
+    table = events[events["mint"].isin(set(pd.unique(mints)))]
+    if len(stamps):
+        table = table[(table["end"] >= stamps.min()) & (table["start"] - lead <= stamps.max())]
     table = pd.DataFrame({"coin": table["mint"].to_numpy(), "start": table["start"].to_numpy(),
                           "end": table["end"].to_numpy()})
     table = events_from_table(table) if len(table) else pd.DataFrame(
@@ -426,20 +457,37 @@ def known_event_report(events: pd.DataFrame, mints, timestamps, alerts, *, lead:
                                        _ns(table["end"]), 0))
     durations = table["end"] - table["start"]
     cooldown = max(lead, durations.median()) if len(table) else lead
-    return detection_report(table, mints, timestamps, alerts, lead=lead, cooldown=cooldown)
+    return EventJudge(table, mints, stamps, lead, cooldown)
 
 
-def event_f1_scorer(mints, timestamps, labels, horizon: pd.Timedelta):
-    """``alerts -> event_f1`` against :func:`label_events` (no values), extracting the events once for the
-    many alert sequences of a grid search."""
-    horizon = pd.Timedelta(horizon)
-    events = label_events(mints, timestamps, labels, horizon)
+def label_event_report(mints, timestamps, labels, alerts, horizon: pd.Timedelta, values=None) -> dict:
+    """:func:`label_event_judge`'s report of ``alerts``."""
+    return label_event_judge(mints, timestamps, labels, horizon, values).report(alerts)
 
-    def score(alerts) -> float:
-        f1 = event_f1(detection_report(events, mints, timestamps, alerts, lead=horizon, cooldown=horizon))
-        return 0.0 if f1 is None else f1
 
-    return score
+def known_event_report(events: pd.DataFrame, mints, timestamps, alerts, *, lead: pd.Timedelta,
+                       values=None) -> dict:
+    """:func:`known_event_judge`'s report of ``alerts``."""
+    return known_event_judge(events, mints, timestamps, lead=lead, values=values).report(alerts)
+
+
+@dataclass(frozen=True, eq=False)
+class PumpDefinition:
+    """What counts as a pump for a training request, before the rows are known: the rows' own labels
+    (``horizon``: the label horizon) or, with ``known_events``, that table (``horizon``: the lead).
+
+    Not array-like on purpose: the CV loop cuts row-aligned fit parameters to each fold's rows and passes
+    this one whole to every fold's ``fit``.
+    """
+
+    horizon: pd.Timedelta
+    known_events: pd.DataFrame | None = None
+
+    def judge(self, mints, timestamps, labels) -> EventJudge:
+        """The :class:`EventJudge` of these rows (training rows: features, no prices, so no ``values``)."""
+        if self.known_events is None:
+            return label_event_judge(mints, timestamps, labels, self.horizon)
+        return known_event_judge(self.known_events, mints, timestamps, lead=self.horizon)
 
 
 def event_f1(report: dict) -> float | None:

@@ -156,17 +156,17 @@ DECISION_THRESHOLD = 0.5
 
 
 def choose_threshold(proba, labels, *, objective: str, max_false_alarms_per_coin_day: float,
-                     mints=None, timestamps=None, horizon=None) -> dict[str, Any]:
+                     judge=None) -> dict[str, Any]:
     """The alert threshold (operating point) for ``objective`` on out-of-fold predictions, and why.
 
     ``proba``/``labels`` are the out-of-fold probabilities and 0/1 labels of the training window's
     evaluation rows; the threshold is taken from :data:`THRESHOLD_GRID` (an alert is ``proba > t``):
 
     * ``max_events_within_false_alarms``: most pump events caught before the peak
-      (``ml.events.label_events``/``label_event_report`` with ``mints``, ``timestamps`` and ``horizon``) among the
+      (``judge``, an ``ml.events.EventJudge`` of these rows: their own labels' pumps or known events) among the
       thresholds with at most ``max_false_alarms_per_coin_day`` false-alert episodes per coin-day;
       ties go to fewer false alarms, then the higher threshold. If no threshold meets the limit, the
-      one with the fewest false alarms (``constraint_met`` False). Without events (a classic target,
+      one with the fewest false alarms (``constraint_met`` False). Without a ``judge`` (a classic target,
       or no coins given) it falls back to ``f1`` (``used`` says so).
     * ``f1``: best row F1; ties go to the higher threshold.
     * ``none``: :data:`DECISION_THRESHOLD`.
@@ -178,22 +178,15 @@ def choose_threshold(proba, labels, *, objective: str, max_false_alarms_per_coin
 
     proba = np.asarray(proba, dtype=float)
     labels = np.asarray(labels).astype(int)
-    event_level = objective == "max_events_within_false_alarms" and horizon is not None and mints is not None
+    event_level = objective == "max_events_within_false_alarms" and judge is not None
     used = "max_events_within_false_alarms" if event_level else ("none" if objective == "none" else "f1")
     grid = (DECISION_THRESHOLD,) if used == "none" else THRESHOLD_GRID
-    if event_level:
-        import pandas as pd
-
-        from pump_orchestration.ml.events import detection_report, label_events
-
-        horizon = pd.Timedelta(horizon)
-        events = label_events(mints, timestamps, labels, horizon)
     candidates = []
     for t in grid:
         alerts = (proba > t).astype(int)
         row = {"threshold": t, "alerts": int(alerts.sum()), "f1": float(f1_score(labels, alerts, zero_division=0))}
         if event_level:
-            report = detection_report(events, mints, timestamps, alerts, lead=horizon, cooldown=horizon)
+            report = judge.report(alerts)
             row.update({key: report[key] for key in ("events", "detected_before_peak", "false_alert_episodes",
                                                      "false_alerts_per_coin_day", "episode_precision")})
         candidates.append(row)

@@ -90,12 +90,16 @@ def fit_request(
     progress: Progress | None = None,
     n_jobs: int | None = None,
     mints: pd.Series | None = None,
+    known_events: pd.DataFrame | None = None,
 ) -> TrainedModel:
     """Train the request's classifier on prepared inputs; ``params`` are the merged hyper-parameters.
 
     ``n_jobs`` overrides ``request.n_jobs``; both None = every available core (``ml.models.available_cores``).
-    ``mints`` (each row's coin) lets the rule-baseline gate count pump events.
+    ``mints`` (each row's coin) lets the operating point and the rule-baseline gate count pump events: for
+    ``label_source: known_events`` those of ``known_events`` (needed then), else the labels' own.
     """
+    if request.label_spec.known_events and known_events is None:
+        raise ValueError("known_events: a label_source known_events request needs the known-event table")
     from pump_orchestration.ml.training import train_classifier
 
     t0 = time.perf_counter()
@@ -115,6 +119,7 @@ def fit_request(
         progress=progress,
         n_jobs=request.n_jobs if n_jobs is None else n_jobs,
         mints=mints,
+        known_events=known_events if request.label_spec.known_events else None,
         threshold_objective=request.threshold_objective,
         max_false_alarms_per_coin_day=request.max_false_alarms_per_coin_day,
     )
@@ -223,7 +228,7 @@ def walk_forward(
                 inputs.X, inputs.y, inputs.timestamps, inputs.future_change_pct,
                 dataclasses.replace(request, name=window_model_name(request.name, window)),
                 params=params, train_start=window.train_start, train_end=window.train_end,
-                dataset_stats=inputs.stats, skipped_features=skipped, mints=inputs.mints,
+                dataset_stats=inputs.stats, skipped_features=skipped, mints=inputs.mints, known_events=known_events,
             )
             timings["fit"] += time.perf_counter() - t0
             t0 = time.perf_counter()

@@ -105,7 +105,7 @@ class RuleBaselineClassifier(ClassifierMixin, BaseEstimator):
     the last w minutes). ``None`` picks the largest-window volume ratio (the longest baseline) and the
     smallest-window price change (the sharpest rise) present. ``fit`` grid-searches ``k`` and ``p`` on the
     rows it is given (the training part): for the best event F1 (``ml.events.event_f1``) when it is also
-    given each row's coin, time and the label horizon, else for the best row F1. Events matter here:
+    given each row's coin, time and what a pump is (``ml.events.PumpDefinition``), else for the best row F1. Events matter here:
     a time-based label marks the quiet rows *before* a pump, which a rule reading the jump itself never
     flags, so row F1 would pick thresholds that miss every pump.
 
@@ -143,9 +143,10 @@ class RuleBaselineClassifier(ClassifierMixin, BaseEstimator):
         volume, price = self.columns_
         return pd.DataFrame({"volume_ratio": X[volume].to_numpy(float), "price_rise_pct": X[price].to_numpy(float)})
 
-    def fit(self, X: pd.DataFrame, y, sample_weight=None, mints=None, timestamps=None, horizon=None):
-        """Choose ``k_`` and ``p_`` on ``(X, y)``: best event F1 with ``mints``/``timestamps``/``horizon``
-        (aligned to the rows; ``sample_weight`` is then ignored), else best (weighted) row F1."""
+    def fit(self, X: pd.DataFrame, y, sample_weight=None, mints=None, timestamps=None, pumps=None):
+        """Choose ``k_`` and ``p_`` on ``(X, y)``: best event F1 with ``mints``/``timestamps`` (aligned to
+        the rows) and ``pumps`` (an ``ml.events.PumpDefinition``; ``sample_weight`` is then ignored), else
+        best (weighted) row F1."""
         self._validate_params()
         for name in ("k_grid", "p_grid"):
             grid = np.asarray(getattr(self, name), dtype=float).ravel()
@@ -158,11 +159,9 @@ class RuleBaselineClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(f"rule_baseline needs rows of both classes 0 and 1, got {self.classes_.tolist()}")
         self.feature_names_in_ = np.asarray([str(c) for c in X.columns], dtype=object)
         self.n_features_in_ = X.shape[1]
-        if mints is not None and timestamps is not None and horizon is not None:
-            from pump_orchestration.ml.events import event_f1_scorer
-
-            event_score = event_f1_scorer(mints, timestamps, y, horizon)
-            score = lambda alerts: (event_score(alerts[0]),)  # noqa: E731
+        if mints is not None and timestamps is not None and pumps is not None:
+            judge = pumps.judge(mints, timestamps, y)
+            score = lambda alerts: (judge.f1(alerts[0]),)  # noqa: E731
         else:
             score = lambda alerts: (_f1(y == 1, alerts[0], sample_weight),)  # noqa: E731
         self.k_, self.p_, _ = _grid_search(

@@ -28,6 +28,7 @@ from pump_orchestration.ml.metrics import (
     probability_scores,
     reliability_table,
 )
+from pump_orchestration.ml.events import PumpDefinition
 from pump_orchestration.ml.models import build_estimator, validate_params
 from pump_orchestration.ml.request import TrainingRequest
 from pump_orchestration.vocabulary import CALIBRATION_METHODS, IMBALANCE_METHODS
@@ -112,12 +113,6 @@ def rebalance(X: pd.DataFrame, y: pd.Series, random_state: int = 42) -> tuple[pd
     return X, y, {"applied": False, "reason": reason, "before": before, "after": before}
 
 
-def _rebalance_rows(X, y, random_state):
-    """``FunctionSampler`` hook: ``rebalance`` without the report, run on each CV fold's training part."""
-    X_res, y_res, _ = rebalance(X, y, random_state)
-    return X_res, y_res
-
-
 def balanced_weight_params(estimator, y) -> dict[str, np.ndarray]:
     """Fit keyword giving each row sklearn's balanced weight ``n / (2 * rows of its class)`` in ``y``.
 
@@ -133,7 +128,7 @@ def balanced_weight_params(estimator, y) -> dict[str, np.ndarray]:
 class BalancedWeightsClassifier(ClassifierMixin, BaseEstimator):
     """``estimator`` fitted with the balanced weights of the rows it is given (``balanced_weight_params``).
 
-    A wrapper, not a weight vector passed to ``cross_validate``: that would be computed once for the
+    A wrapper, not one weight vector for the whole window: that would be computed once for the
     whole window, while each CV fold, the evaluation fit and the final fit must balance their own rows.
     """
 
@@ -288,6 +283,31 @@ def _check_labels(y: pd.Series) -> pd.Series:
     return y
 
 
+def _rows(data, idx: np.ndarray):
+    """Rows ``idx`` (positions) of a frame or series: a view for one ascending run of positions, else a copy.
+
+    TimeSeriesSplit parts are such runs, also after ``_purge`` (rows sorted by time lose a suffix), so a
+    fold costs no copy of the matrix; ``iloc`` with the position array would copy it (memory at 10 M rows).
+    """
+    if idx.size and idx[-1] - idx[0] + 1 == idx.size and (idx.size == 1 or bool((np.diff(idx) == 1).all())):
+        return data.iloc[int(idx[0]): int(idx[-1]) + 1]
+    return data.iloc[idx]
+
+
+def _in_time_order(data, order: pd.Index):
+    """``data`` (frame or series) in the row order ``order`` (index labels), with a fresh RangeIndex.
+
+    Rows that already come in that order (as ``feature_frame`` gives them) are not copied: a shallow copy gets
+    the new index. Otherwise one ``take``; ``.loc[order].reset_index(drop=True)`` copied the matrix twice.
+    """
+    if order.equals(data.index):
+        data = data.copy(deep=False)
+    else:
+        data = data.take(data.index.get_indexer(order))
+    data.index = pd.RangeIndex(len(data))
+    return data
+
+
 def _purge(train_idx: np.ndarray, test_idx: np.ndarray, ts: np.ndarray,
            horizon: np.timedelta64 | None) -> tuple[np.ndarray, int]:
     """Drop training rows whose label horizon (timestamp + horizon) reaches the first test timestamp.
@@ -318,7 +338,7 @@ def train_classifier(X: pd.DataFrame, y: pd.Series, timestamps: pd.Series, *, mo
                      use_timeseries_split: bool = True, cv_splits: int = 5, horizon: pd.Timedelta | None = None,
                      future_change_pct: pd.Series | None = None, direction: str = "up",
                      fee_pct: float = DEFAULT_FEE_PCT, random_state: int = 42, n_jobs: int | None = None,
-                     mints: pd.Series | None = None,
+                     mints: pd.Series | None = None, known_events: pd.DataFrame | None = None,
                      threshold_objective: str = TrainingRequest.threshold_objective,
                      max_false_alarms_per_coin_day: float = TrainingRequest.max_false_alarms_per_coin_day,
                      progress: ProgressCallback | None = None) -> TrainingResult:
@@ -331,8 +351,8 @@ def train_classifier(X: pd.DataFrame, y: pd.Series, timestamps: pd.Series, *, mo
     purges training rows with ``timestamp + horizon >= first test timestamp``.
 
     With ``use_timeseries_split``: ``TimeSeriesSplit(cv_splits)`` folds, purged, scored
-    by ``cross_validate`` on an imblearn Pipeline (resampling inside each fold's
-    training part); the final split is the last fold. Otherwise a chronological
+    by ``_cross_validate`` (resampling inside each fold's training part, a slice view
+    of the sorted rows); the final split is the last fold. Otherwise a chronological
     80/20 hold-out (not recommended: one test period, no CV). ``imbalance`` ``smote`` applies
     ``rebalance`` to training parts only, ``class_weight`` fits every model (CV folds, evaluation,
     final) with the balanced weights of its own rows (``BalancedWeightsClassifier``); the rule
@@ -344,7 +364,8 @@ def train_classifier(X: pd.DataFrame, y: pd.Series, timestamps: pd.Series, *, mo
     The evaluation rows (every CV fold's test part, each predicted by the fold's model fitted
     before it; without CV the hold-out part) then give the operating point: the alert threshold
     of ``threshold_objective`` (``ml.metrics.choose_threshold``; event level when ``horizon`` and
-    ``mints``, each row's coin, are given), and judge the model at it against the volume/price rule
+    ``mints``, each row's coin, are given: the pumps are the labels' own, or with ``known_events``
+    (``mint``, ``start``, ``end``; ``horizon`` is then the label's lead) that table's), and judge the model at it against the volume/price rule
     fitted on the same training parts (:func:`rule_baseline_comparison`). Without CV the hold-out
     part both chooses the threshold and gives the reported metrics, so those are optimistic.
 
@@ -396,8 +417,8 @@ def train_classifier(X: pd.DataFrame, y: pd.Series, timestamps: pd.Series, *, mo
 
     # Sort by time, ties by index label: the same rows in any order give the same model.
     order = timestamps.sort_index(kind="stable").sort_values(kind="stable").index
-    X = X.loc[order].reset_index(drop=True)
-    y = y.loc[order].reset_index(drop=True)
+    X = _in_time_order(X, order)
+    y = _in_time_order(y, order)
     ts_sorted = timestamps.loc[order]
     ts = ts_sorted.to_numpy(dtype="datetime64[ns]")  # UTC instants, also for tz-aware input
     change = None if future_change_pct is None else future_change_pct.loc[order].to_numpy(dtype=float)
@@ -412,10 +433,13 @@ def train_classifier(X: pd.DataFrame, y: pd.Series, timestamps: pd.Series, *, mo
     resample = imbalance == "smote" and not rule_model
     weigh = imbalance == "class_weight" and not rule_model
 
+    # What a pump is, for the operating point, the gate and the rule's own fit (None: judged by rows).
+    pumps = None if horizon is None or mints_sorted is None else PumpDefinition(pd.Timedelta(horizon), known_events)
+
     def fit_params(rows: np.ndarray) -> dict[str, Any]:
-        if not rule_model or mints_sorted is None or horizon is None:
+        if not rule_model or pumps is None:
             return {}
-        return {"mints": mints_sorted[rows], "timestamps": stamps[rows], "horizon": pd.Timedelta(horizon)}
+        return {"mints": mints_sorted[rows], "timestamps": stamps[rows], "pumps": pumps}
 
     if use_timeseries_split:
         need = (cv_splits + 1) * MIN_ROWS_PER_FOLD
@@ -462,8 +486,8 @@ def train_classifier(X: pd.DataFrame, y: pd.Series, timestamps: pd.Series, *, mo
         gap = cv_scores["mean_train_accuracy"] - cv_scores["mean_test_accuracy"]
         cv_seconds = time.perf_counter() - t0
 
-    X_train, y_train = X.iloc[train_idx], y.iloc[train_idx]
-    X_test, y_test = X.iloc[test_idx], y.iloc[test_idx]
+    X_train, y_train = _rows(X, train_idx), _rows(y, train_idx)
+    X_test, y_test = _rows(X, test_idx), _rows(y, test_idx)
     t0 = time.perf_counter()
     if resample:
         X_fit, y_fit, resampling = rebalance(X_train, y_train, random_state)
@@ -512,18 +536,17 @@ def train_classifier(X: pd.DataFrame, y: pd.Series, timestamps: pd.Series, *, mo
     report(0.8, "choosing the alert threshold and comparing with the volume/price rule on the evaluation rows")
     t0 = time.perf_counter()
 
+    judge = None if pumps is None else pumps.judge(mints_sorted[eval_idx], stamps[eval_idx], y_values[eval_idx])
+
     def operating_point(proba: np.ndarray) -> dict[str, Any]:
-        return choose_threshold(
-            proba, y_values[eval_idx], objective=threshold_objective,
-            max_false_alarms_per_coin_day=max_false_alarms_per_coin_day,
-            mints=None if mints_sorted is None else mints_sorted[eval_idx], timestamps=stamps[eval_idx],
-            horizon=horizon)
+        return choose_threshold(proba, y_values[eval_idx], objective=threshold_objective,
+                                max_false_alarms_per_coin_day=max_false_alarms_per_coin_day, judge=judge)
 
     chosen = operating_point(oof_proba)
     threshold_seconds = time.perf_counter() - t0
     t0 = time.perf_counter()
     rule_comparison = rule_baseline_comparison(
-        X, y_values, eval_folds, (oof_proba > chosen["threshold"]).astype(int), stamps, mints_sorted, horizon,
+        X, y_values, eval_folds, (oof_proba > chosen["threshold"]).astype(int), stamps, mints_sorted, pumps,
         model_type=model_type, threshold_for=lambda proba: operating_point(proba)["threshold"])
     rule_seconds = time.perf_counter() - t0
 
@@ -585,36 +608,37 @@ def train_classifier(X: pd.DataFrame, y: pd.Series, timestamps: pd.Series, *, mo
 
 def _cross_validate(estimator, X, y, folds, purged, resample, random_state,
                     fit_params: dict[str, Any]) -> tuple[dict[str, Any], np.ndarray]:
-    """``cross_validate`` over the purged folds; resampling runs inside each fold's training part.
+    """Scores of ``estimator`` over the purged folds; resampling runs inside each fold's training part.
 
     ``fit_params`` go to the estimator's ``fit``; those as long as ``X`` are cut to each fold's rows.
+    The scores are those of sklearn's ``cross_validate`` (train scores on the fold's raw rows, never
+    the resampled ones). A plain loop rather than ``cross_validate``: that one copies each fold's rows
+    with fancy indexing, while a fold here is a slice view of ``X`` (``_rows``), one fold in memory at a time.
 
     Returns the scores and the out-of-fold probabilities of class 1: each fold's model on its test
     part, the test parts concatenated in fold order (that is, in time order).
     """
-    from sklearn.metrics import f1_score, make_scorer, precision_score, recall_score
-    from sklearn.model_selection import cross_validate
+    from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score
 
-    if resample:
-        from imblearn import FunctionSampler
-        from imblearn.pipeline import Pipeline
-
-        # The sampler is a pipeline step, so it runs on fit only: scoring sees raw fold rows.
-        estimator = Pipeline([
-            ("resample", FunctionSampler(func=_rebalance_rows, validate=False,
-                                         kw_args={"random_state": random_state})),
-            ("model", estimator),
-        ])
-    scoring = {
-        "accuracy": "accuracy",
-        "f1": make_scorer(f1_score, zero_division=0),
-        "precision": make_scorer(precision_score, zero_division=0),
-        "recall": make_scorer(recall_score, zero_division=0),
-    }
-    raw = cross_validate(estimator, X, y, cv=folds, scoring=scoring, return_train_score=True,
-                         return_estimator=True, error_score="raise", params=fit_params or None)
-    oof_proba = np.concatenate([predict_proba_positive(fitted, X.iloc[test_idx])
-                                for fitted, (_, test_idx) in zip(raw["estimator"], folds)])
+    score_of = {"accuracy": accuracy_score,
+                "f1": lambda t, p: f1_score(t, p, zero_division=0),
+                "precision": lambda t, p: precision_score(t, p, zero_division=0),
+                "recall": lambda t, p: recall_score(t, p, zero_division=0)}
+    n = len(X)
+    raw: dict[str, list[float]] = {f"{part}_{metric}": [] for metric in CV_METRICS for part in ("train", "test")}
+    oof_proba = []
+    for train_idx, test_idx in folds:
+        X_train, y_train = _rows(X, train_idx), _rows(y, train_idx)
+        X_fit, y_fit = rebalance(X_train, y_train, random_state)[:2] if resample else (X_train, y_train)
+        params = {key: value[train_idx] if np.ndim(value) == 1 and len(value) == n else value
+                  for key, value in fit_params.items()}
+        model = clone(estimator).fit(X_fit, y_fit, **params)
+        del X_fit, y_fit
+        X_test, y_test = _rows(X, test_idx), _rows(y, test_idx)
+        for part, truth, pred in (("train", y_train, model.predict(X_train)), ("test", y_test, model.predict(X_test))):
+            for metric in CV_METRICS:
+                raw[f"{part}_{metric}"].append(float(score_of[metric](truth, pred)))
+        oof_proba.append(predict_proba_positive(model, X_test))
     scores: dict[str, Any] = {
         "n_splits": len(folds),
         "purged_rows_per_fold": [int(p) for p in purged],
@@ -623,40 +647,39 @@ def _cross_validate(estimator, X, y, folds, purged, resample, random_state,
     }
     for metric in CV_METRICS:
         for part in ("train", "test"):
-            values = [float(v) for v in raw[f"{part}_{metric}"]]
+            values = raw[f"{part}_{metric}"]
             scores[f"{part}_{metric}"] = values
             scores[f"mean_{part}_{metric}"] = float(np.mean(values))
-    return scores, oof_proba
+    return scores, np.concatenate(oof_proba)
 
 
 def rule_baseline_comparison(X: pd.DataFrame, y: np.ndarray, folds: list[tuple[np.ndarray, np.ndarray]],
                              model_pred: np.ndarray, timestamps: pd.DatetimeIndex, mints: np.ndarray | None,
-                             horizon: pd.Timedelta | None, *, model_type: str,
+                             pumps: PumpDefinition | None, *, model_type: str,
                              threshold_for: Callable[[np.ndarray], float]) -> dict[str, Any]:
     """The model against the volume/price rule (``RuleBaselineClassifier``) on the same evaluation rows.
 
     For every (training part, test part) of ``folds`` the rule's k and p are grid-searched on the
-    raw (never resampled) training part (for event F1 at the event level) and it scores the test part; its alert threshold is then
-    ``threshold_for(its out-of-fold probabilities)``, the same choice the model's alerts
-    ``model_pred`` (on the test parts, concatenated in fold order) were made by, so both sides get
-    the same tuning. With a ``horizon`` and ``mints`` both
-    are scored at the event level (``ml.events.event_f1`` of ``label_event_report``: pumps caught before
-    the peak against alert-episode precision, events from these rows' own labels); otherwise by row F1.
+    raw (never resampled) training part (for event F1 at the event level) and it scores the test part;
+    its alert threshold is then ``threshold_for(its out-of-fold probabilities)``, the same choice the
+    model's alerts ``model_pred`` (on the test parts, concatenated in fold order) were made by, so both
+    sides get the same tuning. With ``pumps`` (what a pump is: the labels' own or known events) and
+    ``mints`` both are scored at the event level (``ml.events.event_f1``: pumps caught before the peak
+    against notification precision); otherwise by row F1.
     ``applicable`` is False (with the ``reason``) when the inputs lack the rule's two features or the
     model is the rule itself. Rows are sorted by time, as in ``train_classifier``.
     """
     from pump_orchestration.ml.rules import RuleBaselineClassifier
 
     eval_idx = np.concatenate([test_idx for _, test_idx in folds])
-    event_level = horizon is not None and mints is not None
+    event_level = pumps is not None and mints is not None
     out: dict[str, Any] = {"level": "event" if event_level else "row", "score": "event_f1" if event_level else "f1",
                            "rows": int(eval_idx.size), "model_score": None, "rule_score": None}
     if model_type == "rule_baseline":
         return {**out, "applicable": False, "reason": "the model is the rule baseline itself"}
     rule_proba, thresholds = [], []
     for train_idx, test_idx in folds:
-        events = ({"mints": mints[train_idx], "timestamps": timestamps[train_idx], "horizon": pd.Timedelta(horizon)}
-                  if event_level else {})
+        events = {"mints": mints[train_idx], "timestamps": timestamps[train_idx], "pumps": pumps} if event_level else {}
         try:
             rule = RuleBaselineClassifier().fit(X.iloc[train_idx], y[train_idx], **events)
         except ValueError as exc:  # no volume_ratio_{w} / price_change_{w} among the inputs
@@ -667,15 +690,15 @@ def rule_baseline_comparison(X: pd.DataFrame, y: np.ndarray, folds: list[tuple[n
     rule_threshold = threshold_for(rule_proba)
     rule_pred = (rule_proba > rule_threshold).astype(int)
     labels = y[eval_idx]
-    if event_level and not labels.any():
-        return {**out, "applicable": False, "reason": "no pump event among the evaluation rows"}
     if event_level:
-        from pump_orchestration.ml.events import event_f1, label_event_report
+        from pump_orchestration.ml.events import event_f1
 
-        stamps = timestamps[eval_idx]
+        judge = pumps.judge(mints[eval_idx], timestamps[eval_idx], labels)
+        if judge.events.empty:
+            return {**out, "applicable": False, "reason": "no pump event among the evaluation rows"}
         figures = {}
         for who, alerts in (("model", model_pred), ("rule", rule_pred)):
-            report = label_event_report(mints[eval_idx], stamps, labels, alerts, pd.Timedelta(horizon))
+            report = judge.report(alerts)
             figures[who] = {key: report[key] for key in (
                 "events", "detected_before_peak", "false_alert_episodes", "false_alerts_per_coin_day",
                 "episode_precision")}

@@ -136,21 +136,23 @@ def _scored_rows(seed=0, coins=4, n=400, noise=0.6):
 @pytest.mark.parametrize("limit, noise, met", [(0.5, 0.6, True), (5.0, 0.6, True), (0.5, 1.0, False),
                                                (40.0, 1.0, True)])
 def test_the_event_operating_point_is_the_brute_force_best_within_the_false_alarm_limit(limit, noise, met):
-    from pump_orchestration.ml.events import label_event_report
+    from pump_orchestration.ml.events import label_event_judge, label_event_report
     from pump_orchestration.ml.metrics import THRESHOLD_GRID, choose_threshold
 
     mints, stamps, labels, proba = _scored_rows(noise=noise)
     horizon = pd.Timedelta("2min")
     chosen = choose_threshold(proba, labels, objective="max_events_within_false_alarms",
-                              max_false_alarms_per_coin_day=limit, mints=mints, timestamps=stamps, horizon=horizon)
-    reports = {t: label_event_report(mints, stamps, labels, (proba > t).astype(int), horizon) for t in THRESHOLD_GRID}
+                              max_false_alarms_per_coin_day=limit,
+                              judge=label_event_judge(mints, stamps, labels, horizon))
+    reports = {t: label_event_report(mints, stamps, labels, (proba > t).astype(int), horizon)
+               for t in THRESHOLD_GRID}
     allowed = [t for t, r in reports.items() if r["false_alerts_per_coin_day"] <= limit]
     if allowed:
         best = max(allowed, key=lambda t: (reports[t]["detected_before_peak"], -reports[t]["false_alert_episodes"], t))
     else:
         best = min(reports, key=lambda t: (reports[t]["false_alert_episodes"], -t))
     assert chosen["threshold"] == best and chosen["constraint_met"] == bool(allowed) == met
-    assert chosen["used"] == "max_events_within_false_alarms" and len(chosen["candidates"]) == len(THRESHOLD_GRID)
+    assert chosen["used"] == "max_events_within_false_alarms" and len(chosen["candidates"]) == len(reports)
     assert chosen["at_threshold"]["detected_before_peak"] == reports[best]["detected_before_peak"]
 
 

@@ -86,7 +86,7 @@ def test_rule_baseline_classifier_refuses_inputs_it_cannot_read():
 
 
 def test_with_coins_and_times_the_rule_is_fitted_for_pumps_caught_not_for_rows():
-    from pump_orchestration.ml.events import event_f1_scorer
+    from pump_orchestration.ml.events import PumpDefinition, label_event_judge
     from pump_orchestration.ml.rules import RuleBaselineClassifier
 
     # One coin, a row a minute. A time-based label marks the two quiet rows BEFORE each jump; the jump row
@@ -102,8 +102,8 @@ def test_with_coins_and_times_the_rule_is_fitted_for_pumps_caught_not_for_rows()
     mints, horizon = np.array(["a"] * n), pd.Timedelta("2min")
 
     by_rows = RuleBaselineClassifier().fit(X, y)
-    by_events = RuleBaselineClassifier().fit(X, y, mints=mints, timestamps=stamps, horizon=horizon)
-    score = event_f1_scorer(mints, stamps, y, horizon)
+    by_events = RuleBaselineClassifier().fit(X, y, mints=mints, timestamps=stamps, pumps=PumpDefinition(horizon))
+    score = label_event_judge(mints, stamps, y, horizon).f1
     # Row F1 cannot tell the rules apart (no rule ever fires on a positive row) and keeps the first grid point,
     # which also fires on every wiggle; the event fit flags exactly the five jumps (inside each pump's window).
     assert (by_rows.k_, by_rows.p_) == (2.0, 0.5)

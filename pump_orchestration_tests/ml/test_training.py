@@ -5,6 +5,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings, strategies as st
 from imblearn.over_sampling import SMOTE
 
 from pump_orchestration.ml.models import build_estimator
@@ -262,12 +263,14 @@ def AT_HALF(proba):  # noqa: N802 - the operating point of objective "none"
 
 
 def test_rule_comparison_counts_pumps_on_the_test_parts_with_rules_fitted_on_the_training_parts():
+    from pump_orchestration.ml.events import PumpDefinition
     from pump_orchestration.ml.training import rule_baseline_comparison
 
     X, y, ts, mints = _pumps()
     test_rows = np.arange(100, 300)
     compare = lambda pred, X=X: rule_baseline_comparison(  # noqa: E731
-        X, y, FOLDS, pred, ts, mints, pd.Timedelta("2min"), model_type="xgboost", threshold_for=AT_HALF)
+        X, y, FOLDS, pred, ts, mints, PumpDefinition(pd.Timedelta("2min")), model_type="xgboost",
+        threshold_for=AT_HALF)
     perfect = compare(y[test_rows])
     # Half the pumps have no volume burst: the rule (volume and price) catches the other half, the model all.
     assert perfect["level"] == "event" and perfect["applicable"] and perfect["rows"] == 200
@@ -283,16 +286,17 @@ def test_rule_comparison_counts_pumps_on_the_test_parts_with_rules_fitted_on_the
 
 
 def test_rule_comparison_falls_back_to_rows_or_declines():
+    from pump_orchestration.ml.events import PumpDefinition
     from pump_orchestration.ml.training import rule_baseline_comparison
 
     X, y, ts, mints = _pumps()
-    rows = rule_baseline_comparison(X, y, FOLDS, y[100:], ts, None, pd.Timedelta("2min"), model_type="xgboost",
-                                    threshold_for=AT_HALF)
+    rows = rule_baseline_comparison(X, y, FOLDS, y[100:], ts, None, PumpDefinition(pd.Timedelta("2min")),
+                                    model_type="xgboost", threshold_for=AT_HALF)
     assert rows["level"] == "row" and rows["model_score"] == 1.0 and rows["rule_score"] < 1.0
     itself = rule_baseline_comparison(X, y, FOLDS, y[100:], ts, mints, None, model_type="rule_baseline",
                                       threshold_for=AT_HALF)
     assert not itself["applicable"] and itself["reason"] == "the model is the rule baseline itself"
-    blind = rule_baseline_comparison(X[["noise"]], y, FOLDS, y[100:], ts, mints, pd.Timedelta("2min"),
+    blind = rule_baseline_comparison(X[["noise"]], y, FOLDS, y[100:], ts, mints, PumpDefinition(pd.Timedelta("2min")),
                                      model_type="xgboost", threshold_for=AT_HALF)
     assert not blind["applicable"] and "volume_ratio_{w}" in blind["reason"]
 
@@ -427,3 +431,119 @@ def test_a_calibrated_model_round_trips_through_the_model_store(tmp_path):
     order = np.argsort(raw)
     assert np.all(np.diff(predict_proba_positive(loaded, X)[order]) >= 0)
     assert set(np.unique(loaded.predict(X))) <= {0, 1}
+
+
+def test_known_events_choose_the_operating_point_and_judge_the_gate_by_the_table_not_by_label_runs():
+    from pump_orchestration.ml.events import known_event_judge
+    from pump_orchestration.ml.labels import known_event_labels
+
+    # One coin, a row a minute; known pumps come in pairs 2 minutes apart. With lead 2 min their labels form
+    # ONE run, so events extracted from the labels would count one pump per pair: the table counts two.
+    n, lead = 300, pd.Timedelta("2min")
+    ts = pd.date_range("2025-09-01", periods=n, freq="1min", tz="UTC")
+    starts = [ts[s] for first in range(20, n - 10, 30) for s in (first, first + 3)]
+    events = pd.DataFrame({"mint": "a", "start": starts, "end": [s + pd.Timedelta("1min") for s in starts]})
+    frame = pd.DataFrame({"mint": "a", "timestamp": ts})
+    y = known_event_labels(frame, events, lead_minutes=2.0).astype(int)
+    X = pd.DataFrame({"volume_ratio_15": np.where(y == 1, 10.0, 1.0), "price_change_5": np.where(y == 1, 5.0, 0.0),
+                      "noise": np.random.default_rng(0).normal(size=n)})
+    result = fit(X, y, pd.Series(ts), mints=pd.Series(["a"] * n), horizon=lead, known_events=events,
+                 imbalance="none", cv_splits=3)
+    eval_rows = np.arange(n - sum(result.cv_scores["test_rows_per_fold"]), n)
+    expected = len(known_event_judge(events, np.array(["a"] * len(eval_rows)), ts[eval_rows], lead=lead).events)
+    assert expected >= 10 and expected % 2 == 0
+    assert result.operating_point["used"] == "max_events_within_false_alarms"
+    assert result.operating_point["at_threshold"]["events"] == expected
+    assert result.rule_baseline["level"] == "event" and result.rule_baseline["model"]["events"] == expected
+    # Without the table the same labels give half as many pumps.
+    by_labels = fit(X, y, pd.Series(ts), mints=pd.Series(["a"] * n), horizon=lead, imbalance="none", cv_splits=3)
+    assert by_labels.operating_point["at_threshold"]["events"] == expected // 2
+
+
+def test_a_known_events_request_without_the_table_is_refused():
+    from pump_orchestration.ml.pipeline import fit_request
+    from pump_orchestration.ml.request import TrainingRequest
+
+    X, y, ts, mints = _pumps()
+    request = TrainingRequest(name="k", model_type="random_forest", label_source="known_events")
+    with pytest.raises(ValueError, match="known_events: a label_source known_events request needs"):
+        fit_request(X, pd.Series(y), pd.Series(ts), None, request, params={}, train_start=ts[0],
+                    train_end=ts[-1], mints=pd.Series(mints))
+
+
+# --- memory: folds are views, the time order copies only when the rows are out of order ---------------------
+
+
+@pytest.mark.parametrize("resample", [False, True])
+def test_cv_scores_and_out_of_fold_probabilities_are_those_of_sklearn_cross_validate(resample):
+    from imblearn import FunctionSampler
+    from imblearn.pipeline import Pipeline
+    from sklearn.metrics import f1_score, make_scorer, precision_score, recall_score
+    from sklearn.model_selection import TimeSeriesSplit, cross_validate
+
+    from pump_orchestration.ml.training import _cross_validate
+
+    X, y, _, _ = make_data(n=400, positive_share=0.15)
+    folds = [(train[:-5], test) for train, test in TimeSeriesSplit(n_splits=3).split(X)]  # purged: a suffix less
+    model = build_estimator("random_forest", FAST["random_forest"], n_jobs=1)
+    scores, oof = _cross_validate(model, X, y, folds, [5, 5, 5], resample, 42, {})
+    reference = Pipeline([("resample", FunctionSampler(func=lambda X, y: rebalance(X, y, 42)[:2], validate=False)),
+                          ("model", model)]) if resample else model
+    raw = cross_validate(reference, X, y, cv=folds, return_train_score=True, return_estimator=True, scoring={
+        "accuracy": "accuracy", "f1": make_scorer(f1_score, zero_division=0),
+        "precision": make_scorer(precision_score, zero_division=0),
+        "recall": make_scorer(recall_score, zero_division=0)})
+    for metric in ("accuracy", "f1", "precision", "recall"):
+        for part in ("train", "test"):
+            assert scores[f"{part}_{metric}"] == pytest.approx(list(raw[f"{part}_{metric}"]), abs=0)
+    expected = np.concatenate([predict_proba_positive(fitted, X.iloc[test])
+                               for fitted, (_, test) in zip(raw["estimator"], folds)])
+    np.testing.assert_array_equal(oof, expected)
+
+
+@given(st.lists(st.integers(0, 29), max_size=30), st.booleans())
+@settings(max_examples=60, deadline=None)
+def test_rows_are_iloc_rows_and_a_view_exactly_for_one_ascending_run(positions, run):
+    from pump_orchestration.ml.training import _rows
+
+    frame = pd.DataFrame(np.arange(60.0).reshape(30, 2), columns=["a", "b"], index=np.arange(30) * 7)
+    idx = np.arange(min(positions, default=0), max(positions, default=-1) + 1) if run else np.array(positions, int)
+    got = _rows(frame, idx)
+    pd.testing.assert_frame_equal(got, frame.iloc[idx])
+    ascending_run = idx.size > 0 and np.array_equal(idx, np.arange(idx[0], idx[0] + idx.size))
+    assert np.shares_memory(got.to_numpy(), frame.to_numpy()) == ascending_run
+
+
+def test_rows_in_time_order_are_not_copied_and_out_of_order_rows_are_copied_once():
+    from pump_orchestration.ml.training import _in_time_order
+
+    frame = pd.DataFrame({"a": np.arange(5.0), "b": np.arange(5.0) * 2}, index=[10, 11, 12, 13, 14])
+    ordered = _in_time_order(frame, frame.index)
+    assert np.shares_memory(ordered.to_numpy(), frame.to_numpy())
+    assert list(ordered.index) == [0, 1, 2, 3, 4] and list(frame.index) == [10, 11, 12, 13, 14]  # caller's untouched
+    order = pd.Index([13, 10, 14, 11, 12])
+    shuffled = _in_time_order(frame, order)
+    pd.testing.assert_frame_equal(shuffled, frame.loc[order].reset_index(drop=True))
+    assert not np.shares_memory(shuffled.to_numpy(), frame.to_numpy())
+
+
+def test_every_fit_of_time_ordered_rows_gets_views_of_the_callers_matrix(monkeypatch):
+    """CV folds, the evaluation fit and the final fit read the caller's values: no copy of the matrix."""
+    from sklearn.linear_model import LogisticRegression
+
+    from pump_orchestration.ml import training
+
+    X, y, ts, _ = make_data(n=400, positive_share=0.4)
+    X = pd.DataFrame(np.ascontiguousarray(X.to_numpy().T).T, columns=X.columns)  # one block, as feature_frame's
+    shared = []
+
+    class Recording(LogisticRegression):
+        def fit(self, X_fit, y_fit, **params):
+            shared.append(np.shares_memory(X_fit.to_numpy(), X.to_numpy()))
+            return super().fit(X_fit, y_fit, **params)
+
+    monkeypatch.setattr(training, "build_estimator", lambda *args, **kwargs: Recording())
+    result = fit(X, y, ts, model_type="logistic_regression", cv_splits=3, imbalance="none")
+    assert shared == [True] * 5  # three folds, the evaluation fit, the final fit
+    assert result.cv_scores["mean_test_accuracy"] > 0.8
+

@@ -102,9 +102,16 @@ def request_fields(job_type: str, run_config: Mapping[str, Any] | None, tags: Ma
     run_config = run_config or {}
     if fields == "request":
         config = dict(((run_config.get("resources") or {}).get("training_request") or {}).get("config") or {})
-        # Like ml_models: a time-based target has no operator/value, a threshold target no horizon/direction.
-        unused = (("target_operator", "target_value") if config.get("use_time_based_prediction", True)
-                  else ("future_minutes", "min_percent_change", "direction"))
+        # Like ml_models: a time-based target has no operator/value, a threshold target no horizon/direction,
+        # and known-event labels neither (they read ml_known_events, not target_var's future).
+        threshold_fields, horizon_fields = ("target_operator", "target_value"), ("future_minutes",
+                                                                                "min_percent_change", "direction")
+        if config.get("label_source") == "known_events":
+            unused = threshold_fields + horizon_fields
+        elif config.get("use_time_based_prediction", True):
+            unused = threshold_fields
+        else:
+            unused = horizon_fields
         for key in unused:
             config.pop(key, None)
         if not config.get("phases"):  # [] means every phase, stored as NULL like ml_models.phases

@@ -155,6 +155,9 @@ def fitted_model(
     attrs = engineered_features.attrs
     with warehouse.engine().connect() as conn:
         defaults = repository.get_model_type_defaults(conn, request.model_type)
+        # The pumps the operating point and the gate count: the same events that labelled the rows.
+        known_events = (repository.known_events_for(conn, engineered_features, request.label_spec.horizon)
+                        if request.label_spec.known_events else None)
     trained = fit_request(
         engineered_features[attrs["feature_names"]],
         engineered_features[LABEL],
@@ -169,6 +172,7 @@ def fitted_model(
         stage_seconds=attrs.get("stage_seconds", {}),
         progress=lambda fraction, message: report_progress(context, warehouse, 0.4 + 0.55 * fraction, message),
         mints=engineered_features["mint"],
+        known_events=known_events,
     )
     result = trained.result
     checks = model_checks(result.metrics, result.cv_overfitting_gap, result.rule_baseline)

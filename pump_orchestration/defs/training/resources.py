@@ -54,9 +54,29 @@ def _training_launch_problems(run_config: Mapping[str, Any], days: tuple[pd.Time
     if any(p.startswith(("train_start", "train_end")) for p in problems):
         return problems, days  # already named; the window cannot be placed
     try:
-        return problems, resolve_window(request, *days)
+        window = resolve_window(request, *days)
     except RequestValidationError as exc:
         return problems + exc.problems, days
+    return (problems or _known_event_problems(request, window, engine)), window
+
+
+def _known_event_problems(request: TrainingRequest, window: tuple[pd.Timestamp, pd.Timestamp], engine) -> list[str]:
+    """A ``label_source: known_events`` window without any known event would label every row 0.
+
+    Any coin's event counts here (the window's coins are known only after loading, where
+    ``require_known_events`` checks them again).
+    """
+    if not request.label_spec.known_events:
+        return []
+    from pump_orchestration.warehouse.repository import load_known_events
+
+    start, end = window
+    with engine.connect() as conn:
+        if not load_known_events(conn, start, end).empty:
+            return []
+    return [f"label_source: known_events: ml_known_events holds no event between {start.isoformat()} and "
+            f"{end.isoformat()}; import the pumps of that period with 'pump-orchestration import-events FILE.csv' "
+            "or choose another window"]
 
 
 def request_problems(request: TrainingRequest, engine, *, check_name: bool = True) -> list[str]:

@@ -95,9 +95,10 @@ def test_known_event_labels_train_test_and_compare_through_dagster(location):
     write_coin_metrics(location.engine, metrics)
     request = {"name": "signals", "model_type": "xgboost", "label_source": "known_events", "lead_minutes": 1.0,
                "cv_splits": 3, "params": {"n_estimators": 30}}
-    # No events imported yet: refused with the reason, no READY model.
+    # No events imported yet: refused at launch with the reason, before the slice loads; no READY model.
     refused = location.train({**request, **_hours(0, 6)})
-    assert not refused.success and "no event of ml_known_events meets the window" in failure_text(refused)
+    assert not refused.success and "ml_known_events holds no event between" in failure_text(refused)
+    assert not refused.asset_materializations_for_node("coin_metrics_slice")
 
     # The planted pumps play the Telegram signals (start = pump start, end = its peak).
     events = [{"mint": m, "symbol": None, "start_time": s.to_pydatetime(), "end_time": e.to_pydatetime(),

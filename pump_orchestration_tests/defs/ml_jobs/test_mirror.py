@@ -49,6 +49,13 @@ def test_request_fields_of_a_training_run():
         {"dagster/asset_partition_range_start": "2025-09-01", "dagster/asset_partition_range_end": "2025-09-03"})
     assert classic == {"train_operator": ">", "train_value": 50000.0,
                        "train_start": dt.datetime(2025, 9, 1, tzinfo=UTC), "train_end": dt.datetime(2025, 9, 4, tzinfo=UTC)}
+    # Known-event labels read ml_known_events: no horizon, change or direction, as in ml_models.
+    signals = request_fields("TRAIN", {"resources": {"training_request": {"config": {
+        "name": "signals", "label_source": "known_events", "lead_minutes": 1.0, "future_minutes": 10,
+        "min_percent_change": 30.0, "direction": "up", "target_operator": ">", "target_value": 5.0}}}},
+        {"dagster/partition": "2025-09-01"})
+    assert signals == {"train_model_name": "signals", "train_start": dt.datetime(2025, 9, 1, tzinfo=UTC),
+                       "train_end": dt.datetime(2025, 9, 2, tzinfo=UTC)}
 
 
 def test_request_fields_of_test_and_compare_runs_tolerate_missing_and_bad_keys():

@@ -46,6 +46,9 @@ def _nothing_loaded(result) -> bool:
     ("2025-09-05", None, {"train_end": None},
      "Invalid training request: empty window: no coin_metrics rows between 2025-09-05T00:00:00+00:00 and "
      "2025-09-06T00:00:00+00:00; coin_metrics holds rows from 2025-09-01 00:0"),
+    (DAY, None, {"label_source": "known_events"},
+     "Invalid training request: label_source: known_events: ml_known_events holds no event between "
+     "2025-09-01T00:00:00+00:00 and 2025-09-01T05:00:00+00:00; import the pumps of that period"),
 ])
 def test_training_launch_mistakes_fail_before_any_data_is_loaded(market, partition, tags, changes, message):
     result = market.train({**REQUEST, **changes}, partition=partition, tags=tags)
