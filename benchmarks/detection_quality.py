@@ -34,6 +34,7 @@ from pump_orchestration.data.synthetic import generate_coin_metrics
 from pump_orchestration.ml.dataset import FUTURE_CHANGE, LABEL
 from pump_orchestration.ml.evaluation import ModelUnderTest, score_rows
 from pump_orchestration.ml.events import detection_report
+from pump_orchestration.ml.features import feature_pattern
 from pump_orchestration.ml.metrics import classification_metrics, probability_scores
 from pump_orchestration.ml.pipeline import feature_frame, fit_request, label_frame
 from pump_orchestration.ml.quality import rule_baseline_check
@@ -81,7 +82,7 @@ def main() -> None:
     print(f"{len(inputs):,} labelled training rows x {len(feature_names)} features "
           f"({time.perf_counter() - t0:.0f} s)\n")
 
-    rows, cache = [], {}
+    rows, cache, importance = [], {}, {}
     for label, changes in VARIANTS.items():
         request = dataclasses.replace(base, **changes)
         t0 = time.perf_counter()
@@ -89,6 +90,10 @@ def main() -> None:
                               request, params={}, train_start=START, train_end=train_end, mints=inputs["mint"])
         wall = time.perf_counter() - t0
         result = trained.result
+        if not changes:  # the product's default request: which inputs carry its decisions
+            for name, value in result.feature_importance.items():
+                family = feature_pattern(name) or name
+                importance[family] = importance.get(family, 0.0) + value
         scored = score_rows(ModelUnderTest.from_trained(trained), frame, train_end, test_end, features_cache=cache)
         truth = detection_report(events, scored.mints.to_numpy(), scored.timestamps, scored.y_pred,
                                  lead=horizon, cooldown=horizon)
@@ -121,6 +126,9 @@ def main() -> None:
         print(f"{label}: " + ", ".join(f"{k} {v}" for k, v in rows[-1].items() if k != "variant"), flush=True)
     print()
     print(pd.DataFrame(rows).to_string(index=False))
+    top = sorted(importance.items(), key=lambda kv: -kv[1])[:12]
+    print("\nfeature importance of the default request (summed over windows): "
+          + ", ".join(f"{family} {value:.3f}" for family, value in top))
     print(f"""
 pumps caught before peak: planted pumps starting in the test window with an alert in [start - {horizon}, peak).
 false alarms/coin-day: alert episodes (alerts < {horizon} apart merged) outside every [start - {horizon}, peak]

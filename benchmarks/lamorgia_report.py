@@ -9,7 +9,8 @@ the candles before the window end, ``feature_frame`` builds the engineered featu
 window's labelled rows with finite inputs. Five rounds: ``fit_request`` (purged TimeSeriesSplit CV,
 SMOTE) on four events, then ``ml.evaluation.score_rows`` (the scoring inside ``evaluate_model``) on the
 fifth. Per test event and pooled: row-level precision / recall / F1, the lead time before the price
-peak, and false alerts per day away from the pump.
+peak, and false alerts per day away from the pump; then the model's feature importance summed over
+windows (which inputs its decisions rest on).
 
 With ``--labels known_events`` the labels come from La Morgia's ``pump_telegram.csv`` instead (the
 ``label_source: known_events`` path: a candle is positive from ``--lead-minutes`` before an announced
@@ -38,6 +39,7 @@ from pump_orchestration.data.exchange_trades import (
 )
 from pump_orchestration.ml.dataset import FUTURE_CHANGE, LABEL
 from pump_orchestration.ml.evaluation import ModelUnderTest, ScoredRows, score_rows
+from pump_orchestration.ml.features import feature_pattern
 from pump_orchestration.ml.metrics import classification_metrics
 from pump_orchestration.ml.pipeline import feature_frame, fit_request, label_frame
 from pump_orchestration.ml.quality import rule_baseline_check
@@ -248,6 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     table, pooled = [], {"y": [], "pred": [], "proba": [], "rule": []}
     n_false, away_days, flagged = 0, 0.0, 0
     rule_false, rule_flagged, rule_table = 0, 0, []
+    importance: dict[str, float] = {}
     for number, test in enumerate(events, start=1):
         print(f"round {number}/{len(events)}: testing on {test.name}", file=sys.stderr, flush=True)
         train = [e for e in events if e is not test]
@@ -258,9 +261,13 @@ def main(argv: list[str] | None = None) -> int:
             rows[feature_names], rows[LABEL], rows["timestamp"], rows[FUTURE_CHANGE],
             dataclasses.replace(request, name=f"lamorgia_without_{test.name}"), params={},
             train_start=min(e.start for e in train), train_end=max(e.end for e in train), mints=rows["mint"],
+            known_events=known,
         )
         del rows
         result = trained.result
+        for name, value in result.feature_importance.items():
+            family = feature_pattern(name) or name
+            importance[family] = importance.get(family, 0.0) + value / len(events)
         final_end = pd.Timestamp(result.split["train_end_ts"])
         pumps_seen = sum(e.peak <= final_end for e in train)
         scored = score_rows(ModelUnderTest.from_trained(trained), test.candles, test.start, test.end,
@@ -329,6 +336,10 @@ def main(argv: list[str] | None = None) -> int:
           "earlier; k, p grid-searched on the other four events for pumps flagged by the peak, then fewest false "
           "alerts/day)")
     print(pd.DataFrame(rule_table).to_string(index=False))
+    if importance:
+        top = sorted(importance.items(), key=lambda kv: -kv[1])[:12]
+        print(f"\n## {args.model_type} feature importance, summed over windows, mean of the {len(events)} rounds")
+        print("  " + ", ".join(f"{family} {value:.3f}" for family, value in top))
     print(f"\nside by side: {args.model_type} flags {flagged}/{len(events)} pumps by the peak with "
           f"{_fmt(n_false / away_days if away_days else None, '.2f')} false alerts/day; the rule {rule_flagged}/{len(events)} "
           f"with {_fmt(rule_false / away_days if away_days else None, '.2f')}")

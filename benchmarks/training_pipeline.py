@@ -42,6 +42,8 @@ from contextlib import contextmanager
 import numpy as np
 import pandas as pd
 
+from pump_orchestration.vocabulary import IMBALANCE_METHODS
+
 #: Average rows per coin of the synthetic generator (short-lived coins: ~138 rows each).
 ROWS_PER_COIN = 138
 #: Rows per simulated day when --hours is not given (a busy tracker writes a few million a day).
@@ -312,6 +314,8 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"hours of simulated launches (default 24 per {ROWS_PER_DAY:,} rows, whole days)")
     parser.add_argument("--model-type", default="xgboost")
     parser.add_argument("--cv-splits", type=int, default=5)
+    parser.add_argument("--imbalance", choices=IMBALANCE_METHODS, default="smote",
+                        help="the request's imbalance method (default smote, as a request that gives none)")
     parser.add_argument("--phases", default="", help="comma list of phase ids to train on (default: all)")
     parser.add_argument("--stages", default=",".join(STAGES), help=f"subset of {','.join(STAGES)}")
     parser.add_argument("--n-jobs", type=int, default=None,
@@ -349,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
     import sqlalchemy as sa
 
     from pump_orchestration import settings
-    from pump_orchestration.ml.dataset import FUTURE_CHANGE, LABEL
+    from pump_orchestration.ml.dataset import FUTURE_CHANGE, LABEL, feature_columns
     from pump_orchestration.ml.pipeline import feature_frame, fit_request, label_frame
     from pump_orchestration.ml.request import TrainingRequest, resolve_window
     from pump_orchestration.testing.postgres import start_postgres
@@ -361,7 +365,7 @@ def main(argv: list[str] | None = None) -> int:
         name="benchmark", model_type=args.model_type, target_var="price_close", features=BASE_FEATURES,
         phases=tuple(int(p) for p in args.phases.split(",") if p.strip()), use_time_based_prediction=True,
         future_minutes=10, min_percent_change=30.0, direction="up", use_engineered_features=True,
-        feature_engineering_windows=(5, 10, 15), use_smote=True, use_timeseries_split=True,
+        feature_engineering_windows=(5, 10, 15), imbalance=args.imbalance, use_timeseries_split=True,
         cv_splits=args.cv_splits,
     )
     window_start = DATA_START.floor("D")
@@ -372,7 +376,8 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"# training pipeline benchmark: target {args.rows:,} rows = {n_coins:,} coins over {hours:g} h; "
           f"window [{window_start.isoformat()}, {window_end.isoformat()}) + {lookback} min look-back; "
-          f"model {args.model_type}, {args.cv_splits}-fold TimeSeriesSplit, SMOTE on, engineered windows 5/10/15; "
+          f"model {args.model_type}, {args.cv_splits}-fold TimeSeriesSplit, imbalance {args.imbalance}, "
+          f"engineered windows 5/10/15; "
           f"stages {','.join(stages)}; n_jobs {args.n_jobs}; {os.cpu_count()} CPUs; load chunk {settings.load_chunk_rows():,} rows",
           flush=True)
     sampler = RssSampler()
@@ -437,10 +442,14 @@ def main(argv: list[str] | None = None) -> int:
             defaults = repository.get_model_type_defaults(conn, request.model_type)
         if "fit" in stages:
             with rec.stage("fit_request (fitted_model)", "train") as r:
+                t_fit = time.perf_counter()
                 trained = fit_request(
-                    ef[feature_names], ef[LABEL], ef["timestamp"], ef[FUTURE_CHANGE], request,
+                    feature_columns(ef, feature_names), ef[LABEL], ef["timestamp"], ef[FUTURE_CHANGE], request,
                     params={**defaults, **request.params}, train_start=train_start, train_end=train_end,
-                    dataset_stats=stats, skipped_features=skipped, n_jobs=args.n_jobs,
+                    dataset_stats=stats, skipped_features=skipped, n_jobs=args.n_jobs, mints=ef["mint"],
+                    progress=lambda fraction, message: print(
+                        f"    {time.perf_counter() - t_fit:7.1f}s RSS {mib(rss_kb())}, peak {mib(sampler.peak())}: "
+                        f"{message}", flush=True),
                 )
             result = trained.result
             fit_stage_s = r["seconds"]
@@ -488,12 +497,16 @@ def main(argv: list[str] | None = None) -> int:
             fitting = result.fitting_seconds
             checks = fit_stage_s - fitting
             non_fit = prep + checks
-            print(f"fit_request: cv ({request.cv_splits} folds: SMOTE + fit + score) {t['cv_seconds']:.1f}s, evaluation "
+            print(f"fit_request: cv ({request.cv_splits} folds: {args.imbalance} + fit + score) {t['cv_seconds']:.1f}s, evaluation "
                   f"fit {t['fit_seconds']:.1f}s, final fit on all rows {t['final_fit_seconds']:.1f}s; "
                   f"checks/resampling/eval {checks:.1f}s (resample "
                   f"{t['resample_seconds']:.1f}, predict {t['predict_seconds']:.1f}, evaluate {t['evaluate_seconds']:.1f})")
             print(f"RATIO (load+labels+features+checks) / (model fitting) = {non_fit:.1f}s / {fitting:.1f}s "
                   f"= {non_fit / fitting:.3f}")
+            evaluation_s = t["threshold_seconds"] + t["rule_baseline_seconds"]
+            print(f"evaluation on the out-of-fold rows: operating point {t['threshold_seconds']:.1f}s + rule "
+                  f"baseline {t['rule_baseline_seconds']:.1f}s = {evaluation_s:.1f}s = "
+                  f"{evaluation_s / fitting:.1%} of model fitting")
         else:
             print(f"(no fitting stage) {'+'.join(stages)} = {prep:.1f}s")
         print(f"peak RSS of the pipeline process (ru_maxrss): {mib(peak_pipeline)}; RSS before the pipeline "
@@ -535,6 +548,7 @@ def main(argv: list[str] | None = None) -> int:
                 "load_rows_per_s": rows_loaded / load_s, "peak_rss_kb": peak_pipeline,
                 "rss_before_pipeline_kb": rss_before_pipeline, "matrix_bytes": matrix_bytes,
                 "fitting_seconds": result.fitting_seconds if result is not None else None,
+                "timings": result.timings if result is not None else None,
                 "non_fitting_seconds": (prep + fit_stage_s - result.fitting_seconds) if result is not None else None,
                 "probes": probes,
             }

@@ -58,6 +58,11 @@ def main(argv: list[str] | None = None) -> int:
               f"{r['peak_rss_kb'] / 2**20:>8.2f}Gi {r['matrix_bytes'] / 2**30:>7.2f}Gi "
               f"{r['peak_rss_kb'] * 1024 / r['matrix_bytes']:>11.2f} {ratio:>11s}")
     for r in results:
+        t = r.get("timings")
+        if t:  # the operating point and the rule-baseline comparison, against model fitting
+            evaluation = t["threshold_seconds"] + t["rule_baseline_seconds"]
+            print(f"  {r['rows_loaded']:,} rows, evaluation: threshold {t['threshold_seconds']:.1f}s + rule baseline "
+                  f"{t['rule_baseline_seconds']:.1f}s = {evaluation / r['fitting_seconds']:.1%} of model fitting")
         for p in r["probes"]:
             print(f"  {r['rows_loaded']:,} rows, {p['kind']:13s}: {p['seconds']:6.1f}s = "
                   f"{p['rows'] / p['seconds']:>9,.0f} rows/s, +{(p['peak_rss_kb'] - p['rss_before_kb']) / 1024:,.0f} MiB")

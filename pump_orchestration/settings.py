@@ -7,7 +7,7 @@
 | ``PUMP_DATA_DIR`` | ``~/.pump_orchestration`` | embedded warehouse, parquet cache and models live here |
 | ``MODEL_STORAGE_PATH`` | ``$PUMP_DATA_DIR/models`` | where model artifacts are written |
 | ``PUMP_PARTITIONS_START`` | ``2025-09-01`` | first day of the daily training-window partitions |
-| ``FEATURE_LOOKBACK_MINUTES`` | ``60`` | history loaded before a window so rolling features are complete |
+| ``FEATURE_LOOKBACK_MINUTES`` | ``60`` | history loaded before a window so rolling features are complete; at least the features' ``required_history`` (largest window, or the 60-min burst reach), else requests are refused |
 | ``LOAD_CHUNK_ROWS`` | ``200000`` | rows fetched per round trip when loading coin_metrics |
 | ``ACTIVE_MODELS_DIR`` | ``$PUMP_DATA_DIR/active_models`` | local copies of the artifacts of activated models |
 | ``N8N_WEBHOOK_URL`` | unset | where predictions are POSTed (one request per coin and timestamp); unset = no webhooks |

@@ -94,6 +94,16 @@ def build_feature_matrix(df: pd.DataFrame, spec: FeatureSpec) -> tuple[pd.DataFr
     return matrix, skipped
 
 
+def feature_columns(frame: pd.DataFrame, names: list[str]) -> pd.DataFrame:
+    """The model matrix ``frame[names]`` as views of ``frame``'s columns, e.g. of ``engineered_features``.
+
+    ``frame[names]`` copies every column (a list selection takes): a second matrix beside the frame during
+    fitting, 3.6 GiB at 10 M rows x 67 features. XGBoost reads the columns one by one without a copy;
+    scikit-learn models turn them into one array of the rows they fit (as their float32 trees do anyway).
+    """
+    return pd.DataFrame({name: frame[name] for name in names}, copy=False)
+
+
 @dataclass
 class LabelledInputs:
     """Rows ready for an estimator, with what was dropped on the way."""
@@ -141,18 +151,22 @@ def select_rows(
             f"no labelled rows: all {n_phase} rows in the window lack a complete label horizon "
             "(the coins' data ends before t + future_minutes) or a target value"
         )
-    # Masks over the whole matrix instead of copying the labelled rows first (the matrix is the big object).
-    values = X.to_numpy(dtype="float64")
+    # Row masks built one column at a time, never copying the labelled rows first (the matrix is the big
+    # object) nor holding a (rows x features) mask beside it (two of them: 1.3 GiB at 10 M rows x 67 features).
     chosen = labelled.reindex(X.index).to_numpy(dtype=bool)
-    finite_cells = np.isfinite(values)
-    all_nan = [c for c, seen in zip(X.columns, (finite_cells & chosen[:, None]).any(axis=0)) if not seen]
+    finite = np.ones(len(X), dtype=bool)
+    all_nan, dropped_report = [], {}
+    for position, column in enumerate(X.columns):
+        finite_cells = np.isfinite(X.iloc[:, position].to_numpy(dtype="float64"))
+        if not (finite_cells & chosen).any():
+            all_nan.append(column)
+        bad = int((chosen & ~finite_cells).sum())
+        if bad:
+            dropped_report[column] = bad
+        finite &= finite_cells
     if all_nan:
         raise DatasetError(f"feature(s) {all_nan} are NaN on every labelled row of the window; "
                            "drop them from features or check the column in coin_metrics")
-    finite = finite_cells.all(axis=1)
-    bad_by_column = (~finite_cells & chosen[:, None]).sum(axis=0)
-    dropped_report = {c: int(n) for c, n in zip(X.columns, bad_by_column) if n}
-    del finite_cells
     rows = X.index[chosen & finite]
     n_dropped = int((chosen & ~finite).sum())
     if len(rows) == 0:

@@ -3,13 +3,18 @@
 Windows are in **minutes**, not rows, because sampling is irregular and
 phase-dependent. Window ``w`` of a row of coin m at time t covers m's rows with
 timestamp in ``(t - w min, t]``; a young coin gets its window features from the
-history it has. A feature value therefore depends only on rows of the same mint
-in ``(t - max(windows), t]``. Computing it on a truncated history (later rows
+history it has. The burst features also compare the window with the coin's own
+recent past: its *reach* ``(t - R, t]``, R = max(:data:`BASELINE_MINUTES`, w),
+and the *baseline* ``(t - R, t - w]`` before the window (La Morgia et al. found
+trade-count and rush-order bursts against a moving window the strongest pump
+signals). A feature value therefore depends only on rows of the same mint in
+``(t - required_history(windows), t]``. Computing it on a truncated history (later rows
 removed), on one coin alone or on shuffled rows gives bit-identical values; on
 just :func:`required_history` of lookback it gives the same value up to float
 rounding, because window sums, means and standard deviations run on pandas'
 O(n) rolling kernels, whose running sums then start at a different row. That
-rounding is ~1e-15 relative for sums and means; the running (Welford) variance
+rounding is ~1e-15 relative for sums and means (also the compensated sum of
+squared returns behind ``volatility_scaled_return_{w}``); the running (Welford) variance
 behind ``price_volatility_{w}`` and ``volume_spike_{w}`` keeps about
 eps * spike**2 after a large value has left the window, so a tiny std right
 after a huge spike can be off by up to ~1e-6 relative (exactly constant
@@ -19,7 +24,11 @@ Conventions that keep every value finite for finite inputs (volumes, trade
 counts and prices are assumed non-negative):
 
 * a ratio whose denominator is 0 takes a neutral value: pressure 0.5, imbalance
-  0, ratio-to-mean 1, z-score 0, change/velocity/range 0;
+  0, ratio-to-mean 1, z-score 0, change/velocity/range 0, burst 1, share shift 0;
+* a burst compares the window's share of the reach's activity with its share of the
+  reach's time, so it stays finite when the baseline was silent (a baseline-only
+  rate would divide by 0 exactly when a dead coin wakes up) and is 1 while the
+  coin's rows in the reach all lie in the window;
 * the standard deviations are population ones (ddof=0), so one observation has
   std 0;
 * log returns between rows where a price is not positive count as 0;
@@ -49,6 +58,10 @@ RATIO_SMOOTHING_SOL = 0.1
 #: Window sizes (minutes) of a training request that does not name any.
 DEFAULT_WINDOWS = (5, 10, 15)
 
+#: Length (minutes) of the trailing reach the burst features compare a window with: an hour, the
+#: default FEATURE_LOOKBACK_MINUTES, so the default windows need no more history than before.
+BASELINE_MINUTES = 60
+
 _NS_PER_MINUTE = 60 * 10**9
 
 
@@ -68,11 +81,13 @@ def _log_ratio(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 class _Context:
     """Sorted input columns and per-window row bounds shared by the feature functions."""
 
-    def __init__(self, df: pd.DataFrame, layout: CoinTimeLayout):
+    def __init__(self, df: pd.DataFrame, layout: CoinTimeLayout, baseline_minutes: float):
         self._df = df
         self.layout = layout
+        self.baseline_minutes = baseline_minutes
         self._columns: dict[str, np.ndarray] = {}
         self._starts: dict[float, np.ndarray] = {}
+        self._returns: np.ndarray | None = None
         self.index = np.arange(len(layout))
 
     def col(self, name: str) -> np.ndarray:
@@ -102,6 +117,35 @@ class _Context:
 
     def ratio_to_mean(self, values: np.ndarray, w: float) -> np.ndarray:
         return _ratio(values, self.window(values, w, "mean"), 1.0)
+
+    def log_returns(self) -> np.ndarray:
+        """Log return of price_close into each sorted row from the row before it (0 where a price is not
+        positive, NaN where one is NaN); the first row of a coin gets one from the previous coin, so
+        callers only read returns whose both rows lie in one window."""
+        if self._returns is None:
+            price = self.col("price_close")
+            previous = np.empty_like(price)
+            previous[1:], previous[:1] = price[:-1], np.nan
+            with np.errstate(divide="ignore", invalid="ignore"):
+                returns = np.where((price > 0) & (previous > 0), np.log(price / previous), 0.0)
+            returns[np.isnan(price) | np.isnan(previous)] = np.nan
+            self._returns = returns
+        return self._returns
+
+    def reach(self, w: float) -> float:
+        """Length (minutes) of the reach ``(t - R, t]`` that the burst features of window ``w`` read."""
+        return max(self.baseline_minutes, w)
+
+    def burst(self, values: np.ndarray, w: float) -> np.ndarray:
+        """(window sum / reach sum) / (w / minutes the reach covers): 1 = the window's fair share.
+
+        The reach covers from the coin's first row in it to t (at least ``w``), so a young coin's
+        baseline is the life it has had, not an hour of assumed silence.
+        """
+        reach = self.reach(w)
+        covered = np.maximum(
+            (self.layout.ts - self.layout.ts[self.start(reach)]) / _NS_PER_MINUTE, w)
+        return _ratio(self.window(values, w, "sum") * covered, self.window(values, reach, "sum") * w, 1.0)
 
 
 # --- window-independent features -------------------------------------------------
@@ -151,16 +195,10 @@ def _price_roc(c: _Context, w: float) -> np.ndarray:
 
 
 def _price_volatility(c: _Context, w: float) -> np.ndarray:
-    price = c.col("price_close")
-    previous = np.empty_like(price)
-    previous[1:], previous[:1] = price[:-1], np.nan
-    with np.errstate(divide="ignore", invalid="ignore"):
-        returns = np.where((price > 0) & (previous > 0), np.log(price / previous), 0.0)
-    returns[np.isnan(price) | np.isnan(previous)] = np.nan
     # Returns of the window are those into its 2nd..last row, so they never reach
     # back to the previous coin or to rows before the window.
     start = c.start(w)
-    std = window_aggregate(returns, start + 1, c.index + 1, "std")
+    std = window_aggregate(c.log_returns(), start + 1, c.index + 1, "std")
     std[start == c.index] = 0.0
     return std
 
@@ -205,6 +243,54 @@ def _bonding_curve_velocity(c: _Context, w: float) -> np.ndarray:
 
 def _wallet_ratio(c: _Context, w: float) -> np.ndarray:
     return c.ratio_to_mean(c.col("unique_wallets"), w)
+
+
+def _buy_count_burst(c: _Context, w: float) -> np.ndarray:
+    return c.burst(c.col("num_buys"), w)
+
+
+def _trade_count_burst(c: _Context, w: float) -> np.ndarray:
+    return c.burst(c.col("num_buys") + c.col("num_sells"), w)
+
+
+def _volume_burst(c: _Context, w: float) -> np.ndarray:
+    return c.burst(c.col("volume_sol"), w)
+
+
+def _wallet_burst(c: _Context, w: float) -> np.ndarray:
+    return c.burst(c.col("unique_wallets"), w)
+
+
+def _buy_share_shift(c: _Context, w: float) -> np.ndarray:
+    buys, trades = c.col("num_buys"), c.col("num_buys") + c.col("num_sells")
+    reach = c.reach(w)
+    in_window = c.window(trades, w, "sum")
+    shift = (_ratio(c.window(buys, w, "sum"), in_window, 0.0)
+             - _ratio(c.window(buys, reach, "sum"), c.window(trades, reach, "sum"), 0.0))
+    shift[in_window == 0] = 0.0  # a reach with trades but a silent window: no share to compare
+    return shift
+
+
+def _volatility_scaled_return(c: _Context, w: float) -> np.ndarray:
+    """Log return since the baseline's last row over the baseline's realised volatility for that long.
+
+    Realised variance per minute (sum of squared row returns / time they span) handles irregular,
+    phase-dependent sampling, where a per-row std would change with the row interval.
+    """
+    ts, price = c.layout.ts, c.col("price_close")
+    first, window_start = c.start(c.reach(w)), c.start(w)
+    last = np.maximum(window_start - 1, first)  # the baseline's last row (valid where the baseline has rows)
+    has_baseline = window_start - first >= 2  # two rows: at least one return inside the baseline
+    with np.errstate(divide="ignore", invalid="ignore"):
+        move = np.where((price > 0) & (price[last] > 0), np.log(price / price[last]), 0.0)
+    move[np.isnan(price) | np.isnan(price[last])] = np.nan
+    returns = c.log_returns()
+    squares = window_aggregate(returns * returns, np.minimum(first + 1, window_start), window_start, "sum")
+    variance_per_minute = _ratio(squares, (ts[last] - ts[first]) / _NS_PER_MINUTE, 0.0)
+    scale = np.sqrt(variance_per_minute * (ts - ts[last]) / _NS_PER_MINUTE)
+    z = _ratio(move, scale, 0.0)
+    z[~has_baseline] = 0.0
+    return z
 
 
 @dataclass(frozen=True)
@@ -266,6 +352,23 @@ _FEATURES: tuple[_Feature, ...] = (
              _bonding_curve_velocity),
     _Feature("wallet_ratio_{w}", ("unique_wallets",),
              "unique_wallets / its window mean (wallet growth); 1 when the mean is 0", _wallet_ratio),
+    _Feature("buy_count_burst_{w}", ("num_buys",),
+             f"buys per minute in the window / in the reach (t - max({BASELINE_MINUTES}, w) min, t]; "
+             "1 without buys",
+             _buy_count_burst),
+    _Feature("trade_count_burst_{w}", _TRADES,
+             "trades (buys + sells) per minute in the window / in the reach; 1 without trades", _trade_count_burst),
+    _Feature("volume_burst_{w}", ("volume_sol",),
+             "volume_sol per minute in the window / in the reach; 1 without volume", _volume_burst),
+    _Feature("wallet_burst_{w}", ("unique_wallets",),
+             "unique_wallets (per row, summed) per minute in the window / in the reach: new-wallet inflow; "
+             "1 without wallets", _wallet_burst),
+    _Feature("buy_share_shift_{w}", _TRADES,
+             "buys / trades in the window minus the same in the reach; 0 without trades in the window",
+             _buy_share_shift),
+    _Feature("volatility_scaled_return_{w}", ("price_close",),
+             "log return from the baseline's last row to t / (baseline realised volatility per minute x "
+             "sqrt(minutes)); 0 below 2 baseline rows or at 0 volatility", _volatility_scaled_return),
 )
 
 #: Feature name pattern (``{w}`` = window in minutes) -> base columns it needs, in output order.
@@ -274,12 +377,16 @@ FEATURE_GROUPS: dict[str, tuple[str, ...]] = {f.pattern: f.columns for f in _FEA
 FEATURE_DESCRIPTIONS: dict[str, str] = {f.pattern: f.description for f in _FEATURES}
 
 
+def _is_minutes(value: object) -> bool:
+    return not isinstance(value, bool) and isinstance(value, Real) and math.isfinite(value) and value > 0
+
+
 def _check_windows(windows: Iterable[float]) -> tuple[float, ...]:
     windows = tuple(windows)
     if not windows:
         raise ValueError("windows must name at least one window (minutes)")
     for w in windows:
-        if isinstance(w, bool) or not isinstance(w, Real) or not math.isfinite(w) or w <= 0:
+        if not _is_minutes(w):
             raise ValueError(f"windows must be positive numbers of minutes, got {w!r}")
     if len(set(windows)) != len(windows):
         raise ValueError(f"windows must not repeat, got {list(windows)}")
@@ -298,9 +405,16 @@ def _planned(windows: Sequence[float]) -> list[tuple[str, _Feature, float | None
     return plan
 
 
-def required_history(windows: Iterable[float] = DEFAULT_WINDOWS) -> pd.Timedelta:
-    """History a row needs for exact features: the largest window (minutes)."""
-    return pd.Timedelta(minutes=max(_check_windows(windows)))
+def _check_baseline(baseline_minutes: float) -> float:
+    if not _is_minutes(baseline_minutes):
+        raise ValueError(f"baseline_minutes must be a positive number of minutes, got {baseline_minutes!r}")
+    return baseline_minutes
+
+
+def required_history(windows: Iterable[float] = DEFAULT_WINDOWS,
+                     baseline_minutes: float = BASELINE_MINUTES) -> pd.Timedelta:
+    """History a row needs for exact features: the largest window or the burst baseline, whichever is longer."""
+    return pd.Timedelta(minutes=max(*_check_windows(windows), _check_baseline(baseline_minutes)))
 
 
 def engineered_feature_names(
@@ -315,8 +429,25 @@ def engineered_feature_names(
     return [name for name, f, _ in plan if available.issuperset(f.columns)]
 
 
+def feature_pattern(name: str) -> str | None:
+    """The :data:`FEATURE_GROUPS` pattern an engineered feature name comes from (``volume_burst_5`` ->
+    ``volume_burst_{w}``), None for any other column; e.g. to sum importances over windows."""
+    for pattern in FEATURE_GROUPS:
+        prefix, braces, suffix = pattern.partition("{w}")
+        if name == pattern and not braces:
+            return pattern
+        if braces and name.startswith(prefix) and name.endswith(suffix):
+            try:
+                float(name[len(prefix):len(name) - len(suffix)])
+            except ValueError:
+                continue
+            return pattern
+    return None
+
+
 def engineer_features(df: pd.DataFrame, windows: Iterable[float] = DEFAULT_WINDOWS,
-                      out: np.ndarray | None = None) -> pd.DataFrame:
+                      out: np.ndarray | None = None,
+                      baseline_minutes: float = BASELINE_MINUTES) -> pd.DataFrame:
     """Engineered features of every row of ``df``, aligned to ``df.index``.
 
     ``df`` needs ``mint`` and a timezone-aware ``timestamp`` (ValueError
@@ -328,9 +459,11 @@ def engineer_features(df: pd.DataFrame, windows: Iterable[float] = DEFAULT_WINDO
 
     ``out``: a float64 array of shape (features kept, ``len(df)``) to compute into, e.g. rows of a
     larger model matrix; the result's columns are then views of it, so the values exist once.
+    ``baseline_minutes``: the burst features' reach (stored models and live scoring use the default;
+    the feature names do not carry it).
     """
     windows = _check_windows(windows)
-    context = _Context(df, coin_time_layout(df))
+    context = _Context(df, coin_time_layout(df), _check_baseline(baseline_minutes))
     kept: list[tuple[str, _Feature, float | None]] = []
     skipped: dict[str, str] = {}
     for name, feature, w in _planned(windows):

@@ -13,6 +13,7 @@ from typing import Any, Iterable
 
 import pandas as pd
 
+from pump_orchestration.ml.features import BASELINE_MINUTES, required_history
 from pump_orchestration.ml.models import validate_params
 from pump_orchestration.vocabulary import (
     BASE_COLUMNS,
@@ -330,9 +331,13 @@ def validate_request(
             p.append(f"feature_engineering_windows: need positive minutes, got {windows}")
         elif len(set(windows)) != len(windows):
             p.append(f"feature_engineering_windows: duplicate sizes in {windows}")
-        elif max_window_minutes is not None and max(windows) > max_window_minutes:
-            p.append(f"feature_engineering_windows: {max(windows)} min exceeds the loaded history of "
-                     f"{max_window_minutes} min (raise FEATURE_LOOKBACK_MINUTES)")
+        elif (max_window_minutes is not None
+              and required_history(windows) > pd.Timedelta(minutes=max_window_minutes)):
+            # The burst features read BASELINE_MINUTES back, so even short windows need that much history.
+            need = required_history(windows) / pd.Timedelta(minutes=1)
+            p.append(f"feature_engineering_windows: the features need {need:g} min of history (largest window "
+                     f"or the {BASELINE_MINUTES}-min burst reach), more than the loaded {max_window_minutes} min "
+                     "(raise FEATURE_LOOKBACK_MINUTES)")
     if request.imbalance is not None and request.imbalance not in IMBALANCE_METHODS:
         p.append(f"imbalance: {request.imbalance!r} is unknown; allowed: {', '.join(IMBALANCE_METHODS)}")
     elif (request.imbalance is not None and request.use_smote is not None

@@ -2,13 +2,14 @@
 
 Inputs are built exactly as for training and test reports: ``build_feature_matrix`` with the model's
 stored ``FeatureSpec`` on the coins' history, columns in the artifact's feature order, rows limited to
-the model's phases. A row's features read only that coin's rows at or before it and within the
-largest window, so a history loaded from ``t − required_history`` reproduces the training values
-exactly. Rows whose inputs are not finite (a coin younger than the model's windows for features that
-need them, a NULL column) are skipped with the reason, never guessed. The matrix is built once, for
-the union of the models' ``FeatureSpec`` s (every base column any model uses, every window), and each
-model takes its own columns from it: a feature's values depend only on the rows and its own window,
-so they equal those of the model's own spec. An error in one model never stops the others.
+the model's phases. A row's features read only that coin's rows at or before it and within
+``required_history`` (the largest window or the burst reach), so a history loaded from that far back
+reproduces the training values exactly. Rows whose inputs are not finite (a coin younger than the
+model's windows for features that need them, a NULL column) are skipped with the reason, never
+guessed. The matrix is built once, for the union of the models' ``FeatureSpec`` s (every base column
+any model uses, every window), and each model takes its own columns from it: a feature's values
+depend only on the rows and its own window, so they equal those of the model's own spec. An error in
+one model never stops the others.
 """
 from __future__ import annotations
 
@@ -50,7 +51,7 @@ class LiveScores:
     predictions: pd.DataFrame  # PREDICTION_COLUMNS, one row per model and scored row
     skipped: list[dict]  # {"coin_id", "data_timestamp", "model", "reason"} per row a model could not score
     seconds: dict[str, float]
-    #: Predictions made for coins younger than the model's largest window: their rolling features cover the
+    #: Predictions made for coins younger than the model's required_history: their rolling features cover the
     #: coin's life so far, exactly as such rows were computed (and trained on) offline.
     short_history: int = 0
 

@@ -681,10 +681,10 @@ def rule_baseline_comparison(X: pd.DataFrame, y: np.ndarray, folds: list[tuple[n
     for train_idx, test_idx in folds:
         events = {"mints": mints[train_idx], "timestamps": timestamps[train_idx], "pumps": pumps} if event_level else {}
         try:
-            rule = RuleBaselineClassifier().fit(X.iloc[train_idx], y[train_idx], **events)
+            rule = RuleBaselineClassifier().fit(_rows(X, train_idx), y[train_idx], **events)
         except ValueError as exc:  # no volume_ratio_{w} / price_change_{w} among the inputs
             return {**out, "applicable": False, "reason": str(exc)}
-        rule_proba.append(predict_proba_positive(rule, X.iloc[test_idx]))
+        rule_proba.append(predict_proba_positive(rule, _rows(X, test_idx)))
         thresholds.append({"k": rule.k_, "p": rule.p_})
     rule_proba = np.concatenate(rule_proba)
     rule_threshold = threshold_for(rule_proba)

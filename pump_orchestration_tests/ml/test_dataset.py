@@ -96,3 +96,31 @@ def test_within_labels_by_the_peak_but_the_trade_exits_at_the_horizon():
     assert m["simulated_profit_pct"] == pytest.approx(-12.0)  # not the +48 % a peak exit would claim
     end_labels, end_change = make_labels(df, LabelSpec(**{**spec.__dict__, "mode": "end"}))
     assert end_labels.iloc[0] == 0 and end_change.iloc[0] == pytest.approx(-10.0)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 2), st.sampled_from([np.nan, np.inf, -np.inf])),
+                max_size=40))
+def test_non_finite_inputs_are_counted_per_column_on_the_chosen_rows_only(market, holes):
+    X, _ = build_feature_matrix(market, FEATURES)
+    labels, _ = make_labels(market, LabelSpec("price_close", True, future_minutes=5, min_percent_change=20.0))
+    for row, column, value in holes:
+        X.iloc[row % len(X), column] = value
+    start, end = pd.Timestamp("2025-09-01T00:30", tz="UTC"), pd.Timestamp("2025-09-01T02:30", tz="UTC")
+    got = select_rows(X, labels, market, start=start, end=end)
+    chosen = (market["timestamp"] >= start) & (market["timestamp"] < end) & labels.notna()
+    bad = ~np.isfinite(X[chosen])
+    assert got.stats["non_finite_by_column"] == {c: int(n) for c, n in bad.sum().items() if n}
+    assert got.stats["rows_dropped_non_finite"] == int(bad.any(axis=1).sum())
+    assert set(got.X.index) == set(X.index[chosen & ~bad.reindex(X.index, fill_value=False).any(axis=1)])
+
+
+def test_feature_columns_are_the_frames_columns_without_a_copy(market):
+    from pump_orchestration.ml.dataset import feature_columns
+
+    X, _ = build_feature_matrix(market, FEATURES)
+    frame = X.assign(label=1, mint=market["mint"])
+    names = list(X.columns[::-1])
+    got = feature_columns(frame, names)
+    pd.testing.assert_frame_equal(got, frame[names])
+    assert all(np.shares_memory(got[name].to_numpy(), frame[name].to_numpy()) for name in names)

@@ -11,16 +11,21 @@ from hypothesis import strategies as st
 
 from pump_orchestration.vocabulary import BASE_COLUMNS
 from pump_orchestration.ml.features import (
+    BASELINE_MINUTES,
     FEATURE_DESCRIPTIONS,
     FEATURE_GROUPS,
     RATIO_SMOOTHING_SOL,
     engineer_features,
     engineered_feature_names,
+    feature_pattern,
     required_history,
 )
 
 BASE = pd.Timestamp("2024-05-01 12:00", tz="UTC")
 WINDOWS = (1, 2.5)  # minutes; small so that short generated series span several windows
+# The burst features' reach, shortened like the windows so that generated series (up to ~45 min)
+# have rows before it: a feature reading past its reach then fails the required-history test.
+REACH = 4
 INPUTS = [
     "price_high", "price_low", "price_close", "volume_sol", "market_cap_close", "buy_volume_sol",
     "sell_volume_sol", "num_buys", "num_sells", "bonding_curve_pct", "unique_wallets",
@@ -62,7 +67,27 @@ def _log_ratio(a, b):
     return math.log((a + RATIO_SMOOTHING_SOL) / (b + RATIO_SMOOTHING_SOL))
 
 
-def reference_features(df, windows):
+def features(df, windows=WINDOWS):
+    return engineer_features(df, windows, baseline_minutes=REACH)
+
+
+def _burst(win, reach_rows, r, w, value):
+    covered = max((r["timestamp"] - reach_rows[0]["timestamp"]).total_seconds() / 60, w)
+    return _ratio(sum(map(value, win)) * covered, sum(map(value, reach_rows)) * w, 1.0)
+
+
+def _volatility_scaled_return(base, r):
+    if len(base) < 2:
+        return 0.0
+    last = base[-1]
+    move = math.log(r["price_close"] / last["price_close"]) if r["price_close"] > 0 and last["price_close"] > 0 else 0.0
+    prices = [s["price_close"] for s in base]
+    squares = sum((math.log(b / a) if a > 0 and b > 0 else 0.0) ** 2 for a, b in zip(prices, prices[1:]))
+    per_minute = _ratio(squares, (last["timestamp"] - base[0]["timestamp"]).total_seconds() / 60, 0.0)
+    return _ratio(move, math.sqrt(per_minute * (r["timestamp"] - last["timestamp"]).total_seconds() / 60), 0.0)
+
+
+def reference_features(df, windows, baseline=REACH):
     """The documented definitions, literally: one Python loop per row and window."""
     records = df.to_dict("records")
     out = []
@@ -95,6 +120,15 @@ def reference_features(df, windows):
             sell = sum(s["sell_volume_sol"] for s in win)
             whale = [s["whale_buy_volume_sol"] + s["whale_sell_volume_sol"] for s in win]
             wallets = [s["unique_wallets"] for s in win]
+            reach = max(baseline, w)
+            reach_rows = sorted(
+                (s for s in records if s["mint"] == r["mint"]
+                 and r["timestamp"] - pd.Timedelta(minutes=reach) < s["timestamp"] <= r["timestamp"]),
+                key=lambda s: s["timestamp"],
+            )
+            base = [s for s in reach_rows if s["timestamp"] <= since]
+            trades = lambda s: s["num_buys"] + s["num_sells"]  # noqa: E731
+            window_trades = sum(map(trades, win))
             low = min(s["price_low"] for s in win)
             mcap_change = _ratio(r["market_cap_close"] - first["market_cap_close"], first["market_cap_close"], 0.0)
             f.update({
@@ -112,6 +146,14 @@ def reference_features(df, windows):
                     r["bonding_curve_pct"] - first["bonding_curve_pct"], elapsed, 0.0
                 ),
                 f"wallet_ratio_{w:g}": _ratio(wallets[-1], sum(wallets) / len(wallets), 1.0),
+                f"buy_count_burst_{w:g}": _burst(win, reach_rows, r, w, lambda s: s["num_buys"]),
+                f"trade_count_burst_{w:g}": _burst(win, reach_rows, r, w, trades),
+                f"volume_burst_{w:g}": _burst(win, reach_rows, r, w, lambda s: s["volume_sol"]),
+                f"wallet_burst_{w:g}": _burst(win, reach_rows, r, w, lambda s: s["unique_wallets"]),
+                f"buy_share_shift_{w:g}": 0.0 if window_trades == 0 else (
+                    sum(s["num_buys"] for s in win) / window_trades
+                    - _ratio(sum(s["num_buys"] for s in reach_rows), sum(map(trades, reach_rows)), 0.0)),
+                f"volatility_scaled_return_{w:g}": _volatility_scaled_return(base, r),
             })
         out.append(f)
     return pd.DataFrame(out, index=df.index)
@@ -135,7 +177,7 @@ def assert_frames_close(actual, expected, rtol=1e-9, atol=1e-9):
 @settings(max_examples=40, deadline=None)
 @given(df=coin_frames())
 def test_features_match_literal_reference(df):
-    actual = engineer_features(df, WINDOWS)
+    actual = features(df)
     assert actual.index.equals(df.index)
     assert_frames_close(actual, reference_features(df, WINDOWS)[engineered_feature_names(WINDOWS)])
 
@@ -143,33 +185,33 @@ def test_features_match_literal_reference(df):
 @settings(max_examples=60, deadline=None)
 @given(df=coin_frames(), data=st.data())
 def test_truncated_history_gives_the_same_values(df, data):
-    full = engineer_features(df, WINDOWS)
+    full = features(df)
     cut = data.draw(st.sampled_from(sorted(df["timestamp"].unique())))
     kept = df["timestamp"] <= cut
-    assert_frames_close(engineer_features(df[kept], WINDOWS), full[kept], rtol=0, atol=0)
+    assert_frames_close(features(df[kept]), full[kept], rtol=0, atol=0)
 
 
 @settings(max_examples=60, deadline=None)
 @given(df=coin_frames(), data=st.data())
 def test_required_history_is_enough(df, data):
-    full = engineer_features(df, WINDOWS)
+    full = features(df)
     since = data.draw(st.sampled_from(sorted(df["timestamp"].unique())))
-    lookback = df[df["timestamp"] > since - required_history(WINDOWS)]
+    lookback = df[df["timestamp"] > since - required_history(WINDOWS, baseline_minutes=REACH)]
     scored = lookback["timestamp"] >= since
     # Running window sums restart at a different row, so only float rounding may differ.
-    assert_frames_close(engineer_features(lookback, WINDOWS)[scored], full.loc[lookback.index[scored]])
+    assert_frames_close(features(lookback)[scored], full.loc[lookback.index[scored]])
 
 
 @settings(max_examples=50, deadline=None)
 @given(df=coin_frames(), seed=st.integers(0, 10**6))
 def test_coins_are_isolated_and_row_order_does_not_matter(df, seed):
-    full = engineer_features(df, WINDOWS)
+    full = features(df)
     for _, alone in df.groupby("mint"):
-        assert_frames_close(engineer_features(alone, WINDOWS), full.loc[alone.index], rtol=0, atol=0)
+        assert_frames_close(features(alone), full.loc[alone.index], rtol=0, atol=0)
     shuffled = df.sample(frac=1, random_state=seed)
     keys = list(shuffled.index)
     shuffled = shuffled.reset_index(drop=True)
-    result = engineer_features(shuffled, WINDOWS)
+    result = features(shuffled)
     assert result.index.equals(shuffled.index)
     result.index = keys
     assert_frames_close(result, full.loc[keys], rtol=0, atol=0)
@@ -188,7 +230,7 @@ def test_finite_inputs_give_finite_features(df, data, scale):
     # A missing value only spoils the features that read that column.
     column = data.draw(st.sampled_from(INPUTS))
     df.iloc[data.draw(st.integers(0, len(df) - 1)), df.columns.get_loc(column)] = np.nan
-    result = engineer_features(df, WINDOWS)
+    result = features(df)
     needs = {p.format(w=f"{w:g}"): cols for p, cols in FEATURE_GROUPS.items() for w in WINDOWS}
     clean = [name for name in result.columns if column not in needs[name]]
     assert np.isfinite(result[clean].to_numpy()).all()
@@ -225,8 +267,34 @@ def test_hand_computed_values():
     np.testing.assert_allclose(result["order_imbalance_2"], [0.0, 1.0, 0.0, -0.5])
     assert set(result.attrs["skipped_features"]) == {
         "whale_buy_sell_ratio", "whale_share", "whale_activity_spike_2", "mcap_velocity_2",
-        "bonding_curve_velocity_2", "wallet_ratio_2",
+        "bonding_curve_velocity_2", "wallet_ratio_2", "wallet_burst_2",
     }
+
+
+def test_bursts_and_volatility_scaled_return_by_hand():
+    # One row a minute; window 1 min, reach 4 min: the row at 300 s reads (60 s, 300 s], its
+    # baseline is {120, 180, 240} and its window {300}. The rows at 0 and 60 s lie outside the reach.
+    df = pd.DataFrame({
+        "mint": "a",
+        "timestamp": [BASE + pd.Timedelta(seconds=s) for s in (0, 60, 120, 180, 240, 300)],
+        "price_close": np.exp([5.0, -5.0, 0.0, 0.1, 0.0, 0.3]),
+        "volume_sol": [100.0, 100.0, 1.0, 1.0, 1.0, 3.0],
+        "num_buys": [50, 50, 2, 2, 2, 10],
+        "num_sells": [0, 0, 2, 2, 2, 0],
+    })
+    last = engineer_features(df, windows=(1,), baseline_minutes=4).iloc[-1]
+    # Buys: 10 of the reach's 16 in 1 of the 3 minutes it covers (first row at 120 s).
+    assert last["buy_count_burst_1"] == pytest.approx(10 / 16 / (1 / 3))
+    assert last["trade_count_burst_1"] == pytest.approx(10 / 22 / (1 / 3))
+    assert last["volume_burst_1"] == pytest.approx(3 / 6 / (1 / 3))
+    assert last["buy_share_shift_1"] == pytest.approx(1.0 - 16 / 22)
+    # Baseline returns +0.1, -0.1 over 2 min: variance 0.01 per minute; the move since 240 s, +0.3
+    # in 1 min, is 3 of its standard deviations.
+    assert last["volatility_scaled_return_1"] == pytest.approx(3.0)
+    # A window as long as the reach has no baseline: neutral values.
+    wide = engineer_features(df, windows=(4,), baseline_minutes=4).iloc[-1]
+    assert wide["buy_count_burst_4"] == wide["volume_burst_4"] == 1.0
+    assert wide["volatility_scaled_return_4"] == 0.0
 
 
 def test_volatility_is_the_std_of_log_returns():
@@ -241,13 +309,21 @@ def test_volatility_is_the_std_of_log_returns():
 
 def test_columns_follow_the_documented_order():
     names = engineered_feature_names((5, 10, 15))
-    assert len(names) == len(set(names)) == 43
+    assert len(names) == len(set(names)) == 61
     per_window = [p for p in FEATURE_GROUPS if "{w}" in p]
     independent = [p for p in FEATURE_GROUPS if "{w}" not in p]
     assert names == independent + [p.format(w=w) for w in (5, 10, 15) for p in per_window]
     assert engineered_feature_names((15, 5))[len(independent)] == "price_change_15"
     df = pd.DataFrame({"mint": ["a"], "timestamp": [BASE], **{c: [1.0] for c in INPUTS}})
     assert list(engineer_features(df).columns) == names
+
+
+def test_every_feature_name_maps_back_to_its_pattern():
+    for w in (5, 2.5):
+        for p in FEATURE_GROUPS:
+            assert feature_pattern(p.format(w=f"{w:g}")) == p
+    assert feature_pattern("volume_sol") is None
+    assert feature_pattern("volume_burst_x") is None
 
 
 def test_catalogue_names_known_base_columns():
@@ -275,12 +351,15 @@ def test_only_keys_gives_an_empty_feature_frame():
     result = engineer_features(df)
     assert result.shape == (1, 0)
     assert result.index.equals(df.index)
-    assert len(result.attrs["skipped_features"]) == 43
+    assert len(result.attrs["skipped_features"]) == 61
 
 
-def test_required_history_is_the_largest_window():
-    assert required_history((5, 15, 10)) == pd.Timedelta(minutes=15)
-    assert required_history() == pd.Timedelta(minutes=15)
+def test_required_history_is_the_largest_window_or_the_burst_reach():
+    assert required_history() == pd.Timedelta(minutes=BASELINE_MINUTES)
+    assert required_history((5, 15, 10), baseline_minutes=12) == pd.Timedelta(minutes=15)
+    assert required_history((5, 90)) == pd.Timedelta(minutes=90)
+    with pytest.raises(ValueError, match="baseline_minutes"):
+        required_history(baseline_minutes=0)
 
 
 @pytest.mark.parametrize(

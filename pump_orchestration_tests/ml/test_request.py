@@ -117,3 +117,10 @@ def test_known_events_label_spec_ignores_the_target_rule_and_purges_by_the_lead(
     assert spec.horizon == pd.Timedelta(minutes=3)
     assert request.fingerprint() != _request(label_source="known_events", lead_minutes=4).fingerprint()
     assert not _request().label_spec.known_events
+
+
+def test_the_burst_features_history_is_required_even_for_short_windows():
+    # Default windows (<= 15 min) still read the coin's previous hour: 30 min of loaded history is too little.
+    problems = _problems(_request(), available_columns=COLUMNS, phase_ids=[1, 2, 3], max_window_minutes=30)
+    assert any(p.startswith("feature_engineering_windows: the features need 60 min of history") for p in problems), problems
+    validate_request(_request(), available_columns=COLUMNS, phase_ids=[1, 2, 3], max_window_minutes=60)

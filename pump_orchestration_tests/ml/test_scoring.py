@@ -23,14 +23,17 @@ def market() -> pd.DataFrame:
     return frame.sort_values(["timestamp", "mint"]).reset_index(drop=True)
 
 
-def _live(market: pd.DataFrame, phases=(), active_model_id: int = 1, threshold: float = 0.7) -> LiveModel:
+def _live(market: pd.DataFrame, phases=(), active_model_id: int = 1, threshold: float = 0.7,
+          features: list[str] | None = None) -> LiveModel:
+    """A model trained on the first four hours; ``features``: train on these matrix columns only."""
     request = TrainingRequest(name="live", model_type="random_forest", features=("volume_sol", "buy_volume_sol",
                               "num_buys"), phases=tuple(phases), label_mode="within")
     before = market[market["timestamp"] < TRAIN_END]
     labels, change = make_labels(before, request.label_spec)
     X, _ = build_feature_matrix(before, request.feature_spec)
     inputs = select_rows(X, labels, before, start=T0, end=TRAIN_END, phases=request.phases, future_change=change)
-    result = train_classifier(inputs.X, inputs.y, inputs.timestamps, model_type="random_forest",
+    result = train_classifier(inputs.X if features is None else inputs.X[features], inputs.y, inputs.timestamps,
+                              model_type="random_forest",
                               params={"n_estimators": 20, "max_depth": 5}, cv_splits=2,
                               horizon=request.label_spec.horizon, future_change_pct=inputs.future_change_pct,
                               n_jobs=1)
@@ -126,7 +129,30 @@ def test_an_old_coin_cut_at_the_loaded_range_is_not_counted_as_young(market):
     assert (first_rows.loc[targets["mint"]] < start).any()  # the case under test: coins older than the load
     with_dates = score_live(history, targets[["mint", "timestamp"]], [live], first_rows=first_rows)
     scored = set(with_dates.predictions["coin_id"])
-    young = sum(a < np.timedelta64(15, "m") for a, m in zip(age, targets["mint"]) if m in scored)
+    need = required_history(live.model.feature_spec.windows).to_timedelta64()
+    young = sum(a < need for a, m in zip(age, targets["mint"]) if m in scored)
     assert with_dates.short_history == young
     # Dated by the loaded rows alone, old coins would look young: the count the warehouse lookup corrects.
     assert score_live(history, targets[["mint", "timestamp"]], [live]).short_history > young
+
+
+#: Feature name prefixes added after the first models were stored (the burst features).
+LATER_FEATURES = ("buy_count_burst_", "trade_count_burst_", "volume_burst_", "wallet_burst_", "buy_share_shift_",
+                  "volatility_scaled_return_")
+
+
+def test_a_model_stored_before_the_burst_features_scores_on_its_own_feature_list(market):
+    newest = _live(market)
+    assert any(f.startswith(LATER_FEATURES) for f in newest.model.feature_names)
+    older = [f for f in newest.model.feature_names if not f.startswith(LATER_FEATURES)]
+    live = _live(market, features=older)
+    assert live.model.feature_names == older
+    offline = score_rows(live.model, market, TRAIN_END, TEST_END)
+    targets = market.loc[offline.index].sample(40, random_state=2)
+    history = market[(market["timestamp"] >= history_start([live], targets["timestamp"].min())) &
+                     (market["timestamp"] <= targets["timestamp"].max()) & market["mint"].isin(targets["mint"])]
+    scores = score_live(history, targets[["mint", "timestamp"]], [live])
+    assert not scores.skipped and len(scores.predictions) == 40
+    by_row = dict(zip(zip(market.loc[offline.index, "mint"], market.loc[offline.index, "timestamp"]), offline.proba))
+    for p in scores.predictions.to_dict("records"):
+        assert p["probability"] == pytest.approx(by_row[(p["coin_id"], p["data_timestamp"])], abs=1e-12)

@@ -145,7 +145,7 @@ def fitted_model(
     volume/price rule on the out-of-fold rows: not blocking, but activation refuses a model that
     fails it unless forced) are asset checks and are also stored with the model for live scoring to consult.
     """
-    from pump_orchestration.ml.dataset import FUTURE_CHANGE, LABEL
+    from pump_orchestration.ml.dataset import FUTURE_CHANGE, LABEL, feature_columns
     from pump_orchestration.ml.pipeline import fit_request
     from pump_orchestration.ml.quality import model_checks
     from pump_orchestration.warehouse import repository
@@ -159,7 +159,7 @@ def fitted_model(
         known_events = (repository.known_events_for(conn, engineered_features, request.label_spec.horizon)
                         if request.label_spec.known_events else None)
     trained = fit_request(
-        engineered_features[attrs["feature_names"]],
+        feature_columns(engineered_features, attrs["feature_names"]),  # views: no second matrix while fitting
         engineered_features[LABEL],
         engineered_features["timestamp"],
         engineered_features[FUTURE_CHANGE],
