@@ -447,7 +447,8 @@ def feature_pattern(name: str) -> str | None:
 
 def engineer_features(df: pd.DataFrame, windows: Iterable[float] = DEFAULT_WINDOWS,
                       out: np.ndarray | None = None,
-                      baseline_minutes: float = BASELINE_MINUTES) -> pd.DataFrame:
+                      baseline_minutes: float = BASELINE_MINUTES,
+                      rows: np.ndarray | None = None) -> pd.DataFrame:
     """Engineered features of every row of ``df``, aligned to ``df.index``.
 
     ``df`` needs ``mint`` and a timezone-aware ``timestamp`` (ValueError
@@ -461,6 +462,8 @@ def engineer_features(df: pd.DataFrame, windows: Iterable[float] = DEFAULT_WINDO
     larger model matrix; the result's columns are then views of it, so the values exist once.
     ``baseline_minutes``: the burst features' reach (stored models and live scoring use the default;
     the feature names do not carry it).
+    ``rows``: positions (into ``df``) of the only rows to return, in that order; every row still serves as
+    history, so their values equal those of the full result, but no (features x all rows) block exists.
     """
     windows = _check_windows(windows)
     context = _Context(df, coin_time_layout(df), _check_baseline(baseline_minutes))
@@ -473,15 +476,25 @@ def engineer_features(df: pd.DataFrame, windows: Iterable[float] = DEFAULT_WINDO
             skipped[name] = f"needs {noun} {', '.join(repr(c) for c in missing)}, not in the data"
         else:
             kept.append((name, feature, w))
+    order = context.layout.order
+    sorted_position = None
+    if rows is not None:
+        sorted_position = np.empty_like(order)
+        sorted_position[order] = np.arange(len(order))
+        sorted_position = sorted_position[rows]
     # One (feature, row) block, transposed into the frame without a copy.
-    shape = (len(kept), len(df))
+    shape = (len(kept), len(df) if rows is None else len(rows))
     if out is not None and (out.shape != shape or out.dtype != np.float64):
         raise ValueError(f"out: expected a float64 array of shape {shape}, got {out.dtype} {out.shape}")
     block = np.empty(shape) if out is None else out
     for row, (_, feature, w) in enumerate(kept):
         values = feature.compute(context, w)
         values[np.isinf(values)] = np.nan
-        block[row, context.layout.order] = values
-    result = pd.DataFrame(block.T, index=df.index, columns=[name for name, _, _ in kept], copy=False)
+        if sorted_position is None:
+            block[row, order] = values
+        else:
+            np.take(values, sorted_position, out=block[row])
+    index = df.index if rows is None else df.index[rows]
+    result = pd.DataFrame(block.T, index=index, columns=[name for name, _, _ in kept], copy=False)
     result.attrs["skipped_features"] = skipped
     return result

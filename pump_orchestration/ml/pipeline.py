@@ -21,6 +21,7 @@ from pump_orchestration.ml.dataset import (
     make_labels,
     require_known_events,
     select_rows,
+    window_dataset,
 )
 from pump_orchestration.ml.records import TrainedModel
 from pump_orchestration.ml.request import RequestValidationError, TrainingRequest
@@ -61,11 +62,12 @@ def feature_frame(
     Columns: the feature names, then ``LABEL``, ``FUTURE_CHANGE``, ``timestamp`` and ``mint``.
     Returns (frame, feature names, skipped features with their reasons, selection stats).
     """
-    X, skipped = build_feature_matrix(labelled, request.feature_spec)
-    inputs = window_inputs(labelled, X, request, start, end)
-    del X
+    inputs, skipped = window_dataset(
+        labelled, labelled[LABEL], request.feature_spec, start=start, end=end, phases=request.phases,
+        future_change=labelled[FUTURE_CHANGE] if request.label_spec.time_based else None,
+    )
     feature_names = list(inputs.X.columns)
-    out = inputs.X  # already a fresh selection: no second copy of the matrix
+    out = inputs.X  # the window's own block: no second copy of the matrix
     out[LABEL] = inputs.y
     out[FUTURE_CHANGE] = inputs.future_change_pct if inputs.future_change_pct is not None else float("nan")
     out["timestamp"] = inputs.timestamps

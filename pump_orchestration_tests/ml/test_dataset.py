@@ -1,10 +1,18 @@
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import given, settings, strategies as st
 
 from pump_orchestration.data.synthetic import generate_coin_metrics
-from pump_orchestration.ml.dataset import DatasetError, build_feature_matrix, make_labels, select_rows
+from pump_orchestration.ml.dataset import (
+    DatasetError,
+    build_feature_matrix,
+    make_labels,
+    select_rows,
+    window_dataset,
+)
 from pump_orchestration.ml.features import engineered_feature_names, required_history
 from pump_orchestration.ml.request import FeatureSpec, LabelSpec
 
@@ -124,3 +132,62 @@ def test_feature_columns_are_the_frames_columns_without_a_copy(market):
     got = feature_columns(frame, names)
     pd.testing.assert_frame_equal(got, frame[names])
     assert all(np.shares_memory(got[name].to_numpy(), frame[name].to_numpy()) for name in names)
+
+
+def _assert_same_inputs(got, expected):
+    pd.testing.assert_frame_equal(got.X, expected.X)
+    pd.testing.assert_series_equal(got.y, expected.y)
+    pd.testing.assert_series_equal(got.timestamps, expected.timestamps)
+    pd.testing.assert_series_equal(got.mints, expected.mints)
+    if expected.future_change_pct is None:
+        assert got.future_change_pct is None
+    else:
+        pd.testing.assert_series_equal(got.future_change_pct, expected.future_change_pct)
+    assert got.stats == expected.stats
+
+
+@settings(max_examples=25, deadline=None)
+@given(holes=st.lists(st.tuples(st.integers(0, 10_000), st.sampled_from(["volume_sol", "num_buys", "price_close"]),
+                                st.sampled_from([np.nan, np.inf])), max_size=30),
+       start_minute=st.integers(0, 150), minutes=st.integers(1, 180), phases=st.sampled_from([(), (1,), (1, 2)]),
+       shuffle=st.booleans())
+def test_window_dataset_equals_the_full_matrix_then_select_rows(market, holes, start_minute, minutes, phases, shuffle):
+    """The training path computes only the window's rows; values, rows, order, counts and errors are unchanged."""
+    frame = market.sample(frac=1.0, random_state=start_minute) if shuffle else market
+    frame = frame.astype({"num_buys": "float64"})  # a copy that can hold NaN/inf
+    for row, column, value in holes:  # inputs the tracker missed, also in the history the features read
+        frame.iloc[row % len(frame), frame.columns.get_loc(column)] = value
+    labels, change = make_labels(frame, LabelSpec("price_close", True, future_minutes=5, min_percent_change=20.0))
+    start = pd.Timestamp("2025-09-01T00:00", tz="UTC") + pd.Timedelta(minutes=start_minute)
+    end = start + pd.Timedelta(minutes=minutes)
+    window = dict(start=start, end=end, phases=phases, future_change=change)
+    try:
+        X, skipped = build_feature_matrix(frame, FEATURES)
+        expected = select_rows(X, labels, frame, **window)
+    except DatasetError as exc:
+        with pytest.raises(DatasetError, match=re.escape(str(exc))):
+            window_dataset(frame, labels, FEATURES, **window)
+        return
+    got, got_skipped = window_dataset(frame, labels, FEATURES, **window)
+    _assert_same_inputs(got, expected)
+    assert got_skipped == skipped
+
+
+def test_window_dataset_holds_one_block_of_the_kept_rows(market):
+    frame = market.copy()
+    frame.iloc[::5, frame.columns.get_loc("num_buys")] = np.nan  # rows to drop inside the block
+    labels, _ = make_labels(frame, LabelSpec("price_close", True, future_minutes=5, min_percent_change=20.0))
+    start, end = pd.Timestamp("2025-09-01T01:00", tz="UTC"), pd.Timestamp("2025-09-01T02:00", tz="UTC")
+    got, _ = window_dataset(frame, labels, FEATURES, start=start, end=end)
+    assert 0 < got.stats["rows_dropped_non_finite"] and got.stats["rows_used"] == len(got.X) < len(frame) / 2
+    first = got.X.iloc[:, 0].to_numpy()
+    assert all(np.shares_memory(first.base, got.X.iloc[:, i].to_numpy()) for i in range(got.X.shape[1]))
+    assert first.base.nbytes == 8 * got.X.shape[1] * got.stats["rows_used"] + 8 * got.X.shape[1] * got.stats[
+        "rows_dropped_non_finite"]
+
+
+def test_select_rows_refuses_a_matrix_of_other_rows(market):
+    X, _ = build_feature_matrix(market, FEATURES)
+    labels, _ = make_labels(market, LabelSpec("price_close", True, future_minutes=5, min_percent_change=20.0))
+    with pytest.raises(ValueError, match="X: its rows must be frame's rows"):
+        select_rows(X.iloc[::-1], labels, market, start=market["timestamp"].min(), end=market["timestamp"].max())

@@ -393,3 +393,13 @@ def test_computing_into_a_given_block_gives_the_same_values_without_a_copy(df):
     assert len(df) == 0 or np.shares_memory(into.to_numpy(), block)
     with pytest.raises(ValueError, match="out: expected a float64 array"):
         engineer_features(df, windows=(5, 15), out=np.empty((len(expected.columns) + 1, len(df))))
+
+
+@settings(max_examples=25, deadline=None)
+@given(coin_frames(), st.data())
+def test_computing_only_some_rows_gives_their_values_of_the_full_result(df, data):
+    expected = engineer_features(df, windows=(5, 15))
+    rows = np.asarray(data.draw(st.lists(st.integers(0, max(len(df) - 1, 0)), unique=True, max_size=len(df))),
+                      dtype=np.intp)
+    got = engineer_features(df, windows=(5, 15), rows=rows)
+    pd.testing.assert_frame_equal(got, expected.iloc[rows])
