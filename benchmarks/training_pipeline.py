@@ -303,6 +303,43 @@ def rf_head_to_head(inputs_X: pd.DataFrame, y: pd.Series, ts: pd.Series, ours: d
     return results
 
 
+def smote_head_to_head(inputs_X: pd.DataFrame, y: pd.Series, ts: pd.Series, xgboost_defaults: dict,
+                       random_state: int = 42) -> list[dict]:
+    """SMOTE with the project's blocked neighbour search vs imbalanced-learn's exact one on the same
+    chronological 80 % of the matrix, each followed by the same XGBoost fit and tested on the last 20 %.
+
+    Exact = one block holding every minority row (``NearestNeighbors`` itself, as plain SMOTE).
+    """
+    from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
+
+    from pump_orchestration.ml.models import build_estimator
+    from pump_orchestration.ml.training import SMOTE_NEIGHBOUR_BLOCK_ROWS, rebalance
+
+    order = np.argsort(ts.to_numpy(dtype="datetime64[ns]"), kind="stable")
+    cut = int(len(order) * 0.8)
+    X_part, y_part = inputs_X.iloc[order[:cut]].reset_index(drop=True), y.iloc[order[:cut]].reset_index(drop=True)
+    X_test, y_test = inputs_X.iloc[order[cut:]], y.iloc[order[cut:]].to_numpy()
+    minority = int(min(y_part.sum(), len(y_part) - y_part.sum()))
+    print(f"  SMOTE part: {len(y_part):,} rows, minority {minority:,}; test {len(y_test):,} rows", flush=True)
+    results = []
+    for name, block_rows in (("blocked", SMOTE_NEIGHBOUR_BLOCK_ROWS), ("exact", max(minority, 1))):
+        t0 = time.perf_counter()
+        X_res, y_res, _ = rebalance(X_part, y_part, random_state, neighbour_block_rows=block_rows)
+        smote_s = time.perf_counter() - t0
+        model = build_estimator("xgboost", xgboost_defaults, random_state=random_state, n_samples=len(y_res))
+        t0 = time.perf_counter()
+        model.fit(X_res, y_res)
+        fit_s = time.perf_counter() - t0
+        proba = model.predict_proba(X_test)[:, 1]
+        results.append({"name": name, "block_rows": block_rows, "smote_seconds": smote_s, "fit_seconds": fit_s,
+                        "rows": len(y_res), "test_f1": f1_score(y_test, (proba >= 0.5).astype(int)),
+                        "test_roc_auc": roc_auc_score(y_test, proba),
+                        "test_pr_auc": average_precision_score(y_test, proba)})
+        print(f"  SMOTE {name} (blocks of {block_rows:,}): resample {smote_s:.1f}s, fit {fit_s:.1f}s", flush=True)
+        del X_res, y_res, model
+    return results
+
+
 # --- the pipeline --------------------------------------------------------------------------------
 
 
@@ -327,6 +364,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rf-budget", type=float, default=600.0, help="seconds after which the baseline RF stops")
     parser.add_argument("--rf-types", default="random_forest_hist,random_forest",
                         help="the project's model types fitted against the baseline RF (comma list)")
+    parser.add_argument("--smote-head-to-head", action="store_true",
+                        help="also compare SMOTE's blocked neighbour search with the exact one on the same matrix")
     parser.add_argument("--no-read-sql", action="store_true", help="skip the pandas.read_sql comparison")
     parser.add_argument("--keep-db", action="store_true", help="leave the PostgreSQL cluster running at the end")
     parser.add_argument("--json-out", help="write the headline figures as JSON to this file")
@@ -478,6 +517,14 @@ def main(argv: list[str] | None = None) -> int:
                 rf_ours = {t: repository.get_model_type_defaults(conn, t) for t in args.rf_types.split(",")}
             rf = rf_head_to_head(ef[feature_names], ef[LABEL], ef["timestamp"], rf_ours, args.rf_budget)
 
+        smote = None
+        if args.smote_head_to_head and ef is not None:
+            print("## SMOTE: blocked vs exact neighbour search on the same matrix", flush=True)
+            with engine.connect() as conn:
+                xgboost_defaults = repository.get_model_type_defaults(conn, "xgboost")
+            smote = smote_head_to_head(feature_columns(ef, feature_names), ef[LABEL], ef["timestamp"],
+                                       xgboost_defaults)
+
         # --- report ---
         print("\n## results")
         print(f"{'stage':44s} {'seconds':>9s} {'peak RSS':>11s} {'RSS after':>11s}  note")
@@ -537,6 +584,16 @@ def main(argv: list[str] | None = None) -> int:
                       f"{base['extrapolated_seconds'] / x['seconds']:.1f}x; ROC-AUC difference "
                       f"{x['test_roc_auc'] - base['test_roc_auc']:+.3f}"
                       f"{'' if base['complete'] else ' (baseline cut: not like for like)'}")
+        if smote:
+            print("\nSMOTE + XGBoost on the same chronological 80 %, tested on the last 20 %:")
+            for x in smote:
+                print(f"  {x['name']:7s} blocks of {x['block_rows']:>9,}: SMOTE {x['smote_seconds']:7.1f}s, fit "
+                      f"{x['fit_seconds']:6.1f}s on {x['rows']:,} rows; test f1 {x['test_f1']:.4f}, roc_auc "
+                      f"{x['test_roc_auc']:.4f}, pr_auc {x['test_pr_auc']:.4f}")
+            blocked, exact = smote
+            print(f"RATIO SMOTE exact / blocked: {exact['smote_seconds'] / blocked['smote_seconds']:.2f}x; ROC-AUC "
+                  f"difference {blocked['test_roc_auc'] - exact['test_roc_auc']:+.4f}, PR-AUC "
+                  f"{blocked['test_pr_auc'] - exact['test_pr_auc']:+.4f}")
         if matrix_bytes:
             print(f"feature matrix {matrix_bytes / 2**20:,.0f} MiB; RATIO peak RSS / feature matrix = "
                   f"{peak_pipeline * 1024 / matrix_bytes:.2f}")

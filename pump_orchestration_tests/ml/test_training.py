@@ -11,6 +11,8 @@ from imblearn.over_sampling import SMOTE
 from pump_orchestration.ml.models import build_estimator
 from pump_orchestration.vocabulary import MODEL_TYPES
 from pump_orchestration.ml.training import (
+    SMOTE_NEIGHBOUR_BLOCK_ROWS,
+    BlockNeighbors,
     TrainingDataError,
     TrainingResult,
     predict_proba_positive,
@@ -220,6 +222,57 @@ def test_bad_labels_and_arguments():
         fit(X.iloc[:0], y.iloc[:0], ts.iloc[:0])
     with pytest.raises(ValueError, match="model_type"):
         fit(X, y, ts, model_type="svm", params=None)
+
+
+def test_rebalance_below_one_block_is_imbalanced_learns_smote_exactly():
+    from imblearn.under_sampling import RandomUnderSampler
+
+    X, y, _, _ = make_data(n=400, positive_share=0.1, seed=3)
+    X_res, y_res, report = rebalance(X, y, random_state=7)
+    X_ref, y_ref = SMOTE(sampling_strategy=0.5, k_neighbors=5, random_state=7).fit_resample(X, y)
+    X_ref, y_ref = RandomUnderSampler(sampling_strategy=1.0, random_state=7).fit_resample(X_ref, y_ref)
+    pd.testing.assert_frame_equal(X_res, X_ref)
+    pd.testing.assert_series_equal(y_res, y_ref)
+    assert report["applied"] and report["after"]["positive_share"] == 0.5
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 150), k=st.integers(1, 6), block_rows=st.integers(12, 50), seed=st.integers(0, 10**6))
+def test_block_neighbors_are_the_exact_neighbours_within_runs_of_consecutive_rows(n, k, block_rows, seed):
+    from sklearn.neighbors import NearestNeighbors
+
+    k = min(k, n)
+    rows = np.random.default_rng(seed).normal(size=(n, 3))  # distinct rows: each is its own nearest
+    d, i = BlockNeighbors(n_neighbors=k, block_rows=block_rows).fit(rows).kneighbors(rows)
+    assert i.shape == d.shape == (n, k) and (i[:, 0] == np.arange(n)).all()
+    n_blocks = -(-n // block_rows)
+    for block in np.array_split(np.arange(n), n_blocks):
+        assert len(block) <= block_rows
+        part = rows[block]
+        expected_d, expected_i = NearestNeighbors(n_neighbors=k).fit(part).kneighbors(part)
+        np.testing.assert_array_equal(i[block], expected_i + block[0])
+        np.testing.assert_array_equal(d[block], expected_d)
+    graph = BlockNeighbors(n_neighbors=k, block_rows=block_rows).fit(rows).kneighbors_graph(rows, mode="distance")
+    assert graph.shape == (n, n) and graph.nnz == n * k  # zero self-distances stay stored entries
+    np.testing.assert_array_equal(np.sort(graph.indices.reshape(n, k), axis=1), np.sort(i, axis=1))
+    with pytest.raises(ValueError, match="rows it was fitted on"):
+        BlockNeighbors(n_neighbors=k).fit(rows).kneighbors(rows.copy())
+
+
+def test_rebalance_searches_smotes_neighbours_in_blocks_of_the_minority(monkeypatch):
+    X, y, _, _ = make_data(n=600, positive_share=0.15, seed=5)
+    searched = []
+    original = BlockNeighbors.kneighbors
+
+    def spy(self, X=None, **kwargs):
+        searched.append((len(self._fit_X), self.block_rows))
+        return original(self, X, **kwargs)
+
+    monkeypatch.setattr(BlockNeighbors, "kneighbors", spy)
+    rebalance(X, y)
+    X_res, y_res, report = rebalance(X, y, neighbour_block_rows=30)
+    assert searched == [(int(y.sum()), SMOTE_NEIGHBOUR_BLOCK_ROWS), (int(y.sum()), 30)]
+    assert report["after"]["n_positive"] == report["after"]["n_negative"] == (len(y) - int(y.sum())) // 2
 
 
 def test_rebalance_skips_a_minority_of_one_row():
