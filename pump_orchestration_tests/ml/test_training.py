@@ -10,6 +10,7 @@ from imblearn.over_sampling import SMOTE
 
 from pump_orchestration.ml.models import build_estimator
 from pump_orchestration.vocabulary import MODEL_TYPES
+from pump_orchestration.ml import training
 from pump_orchestration.ml.training import (
     SMOTE_NEIGHBOUR_BLOCK_ROWS,
     BlockNeighbors,
@@ -131,13 +132,13 @@ def test_resampling_never_touches_test_rows(monkeypatch):
     X, y, ts, change = make_data(n=240, positive_share=0.15)
     X["row_id"] = np.arange(len(X))  # time rank, to see which rows reach SMOTE
     seen = []
-    original = SMOTE.fit_resample
+    original = training.rebalance
 
-    def spy(self, X_part, y_part):
+    def spy(X_part, y_part, *args, **kwargs):
         seen.append(set(X_part["row_id"]))
-        return original(self, X_part, y_part)
+        return original(X_part, y_part, *args, **kwargs)
 
-    monkeypatch.setattr(SMOTE, "fit_resample", spy)
+    monkeypatch.setattr(training, "rebalance", spy)
     result = fit(X, y, ts, cv_splits=3, future_change_pct=change)
     without = fit(X, y, ts, cv_splits=3, future_change_pct=change, imbalance="none")
 
@@ -224,12 +225,18 @@ def test_bad_labels_and_arguments():
         fit(X, y, ts, model_type="svm", params=None)
 
 
-def test_rebalance_below_one_block_is_imbalanced_learns_smote_exactly():
+@pytest.mark.parametrize("positive_share, block_rows", [(0.1, None), (0.85, None), (0.15, 20)])
+def test_rebalance_is_imbalanced_learns_smote_then_under_sampling(positive_share, block_rows):
+    """Same rows, values, order, index and dtypes as the two samplers; up to one block of minority rows
+    with their own neighbour search, beyond it with theirs given BlockNeighbors."""
     from imblearn.under_sampling import RandomUnderSampler
 
-    X, y, _, _ = make_data(n=400, positive_share=0.1, seed=3)
-    X_res, y_res, report = rebalance(X, y, random_state=7)
-    X_ref, y_ref = SMOTE(sampling_strategy=0.5, k_neighbors=5, random_state=7).fit_resample(X, y)
+    X, y, _, _ = make_data(n=400, positive_share=positive_share, seed=3)
+    X["count"] = np.arange(len(X)) % 7  # an integer column comes back as integers
+    blocks = {} if block_rows is None else {"neighbour_block_rows": block_rows}
+    X_res, y_res, report = rebalance(X, y, random_state=7, **blocks)
+    k = 5 if block_rows is None else BlockNeighbors(n_neighbors=6, block_rows=block_rows)
+    X_ref, y_ref = SMOTE(sampling_strategy=0.5, k_neighbors=k, random_state=7).fit_resample(X, y)
     X_ref, y_ref = RandomUnderSampler(sampling_strategy=1.0, random_state=7).fit_resample(X_ref, y_ref)
     pd.testing.assert_frame_equal(X_res, X_ref)
     pd.testing.assert_series_equal(y_res, y_ref)
