@@ -305,11 +305,18 @@ def rf_head_to_head(inputs_X: pd.DataFrame, y: pd.Series, ts: pd.Series, ours: d
 
 def smote_head_to_head(inputs_X: pd.DataFrame, y: pd.Series, ts: pd.Series, xgboost_defaults: dict,
                        random_state: int = 42) -> list[dict]:
-    """SMOTE with the project's blocked neighbour search vs imbalanced-learn's exact one on the same
-    chronological 80 % of the matrix, each followed by the same XGBoost fit and tested on the last 20 %.
+    """SMOTE + under-sampling three ways on the same chronological 80 % of the matrix, each followed by the
+    same XGBoost fit and tested on the last 20 %: imbalanced-learn's two samplers (the code before), the
+    project's ``rebalance`` with one block of neighbours (exact, as imbalanced-learn) and with its blocks.
 
-    Exact = one block holding every minority row (``NearestNeighbors`` itself, as plain SMOTE).
+    Peak = the largest memory allocated above what was allocated before the resampling, traced with
+    ``tracemalloc`` (numpy reports its arrays to it): RSS cannot tell, because each variant reuses the pages
+    the previous one freed.
     """
+    import tracemalloc
+
+    from imblearn.over_sampling import SMOTE
+    from imblearn.under_sampling import RandomUnderSampler
     from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
 
     from pump_orchestration.ml.models import build_estimator
@@ -320,23 +327,48 @@ def smote_head_to_head(inputs_X: pd.DataFrame, y: pd.Series, ts: pd.Series, xgbo
     X_part, y_part = inputs_X.iloc[order[:cut]].reset_index(drop=True), y.iloc[order[:cut]].reset_index(drop=True)
     X_test, y_test = inputs_X.iloc[order[cut:]], y.iloc[order[cut:]].to_numpy()
     minority = int(min(y_part.sum(), len(y_part) - y_part.sum()))
-    print(f"  SMOTE part: {len(y_part):,} rows, minority {minority:,}; test {len(y_test):,} rows", flush=True)
-    results = []
-    for name, block_rows in (("blocked", SMOTE_NEIGHBOUR_BLOCK_ROWS), ("exact", max(minority, 1))):
+    part_bytes = X_part.shape[0] * X_part.shape[1] * 8
+    print(f"  SMOTE part: {len(y_part):,} rows, minority {minority:,}, {part_bytes / 2**20:,.0f} MiB; "
+          f"test {len(y_test):,} rows", flush=True)
+
+    def imbalanced_learn():
+        X_res, y_res = SMOTE(sampling_strategy=0.5, k_neighbors=min(5, minority - 1),
+                             random_state=random_state).fit_resample(X_part, y_part)
+        return RandomUnderSampler(sampling_strategy=1.0, random_state=random_state).fit_resample(X_res, y_res)
+
+    variants = (
+        ("imbalanced-learn", "exact", imbalanced_learn),
+        ("ours exact", "exact", lambda: rebalance(X_part, y_part, random_state, neighbour_block_rows=minority)[:2]),
+        ("ours blocked", f"blocks of {SMOTE_NEIGHBOUR_BLOCK_ROWS:,}",
+         lambda: rebalance(X_part, y_part, random_state)[:2]),
+    )
+    results, reference = [], None
+    tracemalloc.start()
+    for name, search, resample in variants:
+        tracemalloc.reset_peak()
+        before = tracemalloc.get_traced_memory()[0]
         t0 = time.perf_counter()
-        X_res, y_res, _ = rebalance(X_part, y_part, random_state, neighbour_block_rows=block_rows)
+        X_res, y_res = resample()
         smote_s = time.perf_counter() - t0
+        peak_kb = (tracemalloc.get_traced_memory()[1] - before) / 1024
+        same = None
+        if reference is None:
+            reference = X_res.to_numpy()
+        elif search == "exact":
+            same = bool(np.array_equal(X_res.to_numpy(), reference))
         model = build_estimator("xgboost", xgboost_defaults, random_state=random_state, n_samples=len(y_res))
         t0 = time.perf_counter()
         model.fit(X_res, y_res)
         fit_s = time.perf_counter() - t0
         proba = model.predict_proba(X_test)[:, 1]
-        results.append({"name": name, "block_rows": block_rows, "smote_seconds": smote_s, "fit_seconds": fit_s,
-                        "rows": len(y_res), "test_f1": f1_score(y_test, (proba >= 0.5).astype(int)),
+        results.append({"name": name, "search": search, "smote_seconds": smote_s, "peak_kb": peak_kb,
+                        "part_bytes": part_bytes, "fit_seconds": fit_s, "rows": len(y_res), "same": same,
+                        "test_f1": f1_score(y_test, (proba >= 0.5).astype(int)),
                         "test_roc_auc": roc_auc_score(y_test, proba),
                         "test_pr_auc": average_precision_score(y_test, proba)})
-        print(f"  SMOTE {name} (blocks of {block_rows:,}): resample {smote_s:.1f}s, fit {fit_s:.1f}s", flush=True)
+        print(f"  SMOTE {name}: resample {smote_s:.1f}s (peak +{mib(peak_kb)}), fit {fit_s:.1f}s", flush=True)
         del X_res, y_res, model
+    tracemalloc.stop()
     return results
 
 
@@ -585,15 +617,20 @@ def main(argv: list[str] | None = None) -> int:
                       f"{x['test_roc_auc'] - base['test_roc_auc']:+.3f}"
                       f"{'' if base['complete'] else ' (baseline cut: not like for like)'}")
         if smote:
-            print("\nSMOTE + XGBoost on the same chronological 80 %, tested on the last 20 %:")
+            print("\nSMOTE + under-sampling, then XGBoost, on the same chronological 80 %, tested on the last 20 %:")
             for x in smote:
-                print(f"  {x['name']:7s} blocks of {x['block_rows']:>9,}: SMOTE {x['smote_seconds']:7.1f}s, fit "
+                same = "" if x["same"] is None else f"; rows {'identical to' if x['same'] else 'DIFFER from'} imbalanced-learn's"
+                print(f"  {x['name']:16s} {x['search']:16s}: resample {x['smote_seconds']:7.1f}s, peak "
+                      f"+{mib(x['peak_kb'])} = {x['peak_kb'] * 1024 / x['part_bytes']:.2f}x the part; fit "
                       f"{x['fit_seconds']:6.1f}s on {x['rows']:,} rows; test f1 {x['test_f1']:.4f}, roc_auc "
-                      f"{x['test_roc_auc']:.4f}, pr_auc {x['test_pr_auc']:.4f}")
-            blocked, exact = smote
-            print(f"RATIO SMOTE exact / blocked: {exact['smote_seconds'] / blocked['smote_seconds']:.2f}x; ROC-AUC "
-                  f"difference {blocked['test_roc_auc'] - exact['test_roc_auc']:+.4f}, PR-AUC "
-                  f"{blocked['test_pr_auc'] - exact['test_pr_auc']:+.4f}")
+                      f"{x['test_roc_auc']:.4f}, pr_auc {x['test_pr_auc']:.4f}{same}")
+            library, exact, blocked = smote
+            print(f"RATIO resample time imbalanced-learn / ours blocked: "
+                  f"{library['smote_seconds'] / blocked['smote_seconds']:.2f}x (ours exact: "
+                  f"{library['smote_seconds'] / exact['smote_seconds']:.2f}x); peak memory "
+                  f"{library['peak_kb'] / max(blocked['peak_kb'], 1):.2f}x; ROC-AUC blocked - exact "
+                  f"{blocked['test_roc_auc'] - library['test_roc_auc']:+.4f}, PR-AUC "
+                  f"{blocked['test_pr_auc'] - library['test_pr_auc']:+.4f}")
         if matrix_bytes:
             print(f"feature matrix {matrix_bytes / 2**20:,.0f} MiB; RATIO peak RSS / feature matrix = "
                   f"{peak_pipeline * 1024 / matrix_bytes:.2f}")
