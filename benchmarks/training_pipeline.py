@@ -551,7 +551,7 @@ def main(argv: list[str] | None = None) -> int:
 
         smote = None
         if args.smote_head_to_head and ef is not None:
-            print("## SMOTE: blocked vs exact neighbour search on the same matrix", flush=True)
+            print("## SMOTE: imbalanced-learn vs ours (exact and blocked) on the same matrix", flush=True)
             with engine.connect() as conn:
                 xgboost_defaults = repository.get_model_type_defaults(conn, "xgboost")
             smote = smote_head_to_head(feature_columns(ef, feature_names), ef[LABEL], ef["timestamp"],
