@@ -121,7 +121,7 @@ class _Readme:
         # env runs the line's VAR=value prefix and lets exec replace bash, so stopping the server stops dagster dev.
         command = f"exec env {self.local(line.split(' #')[0].strip())} -p {self.port}"
         processes = self.server.enter_context(_processes([["bash", "-c", command]], self.env, self.tmp,
-                                                         cwd=self.checkout))
+                                                         cwd=self.checkout, stop_group=True))
         proc, self.server_log = processes[0]
         _wait_http(f"http://127.0.0.1:{self.port}/server_info", proc, self.server_log, 180)
         _wait_location(self.port)

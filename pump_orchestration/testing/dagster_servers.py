@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -51,9 +52,22 @@ def _wait_http(url: str, proc: subprocess.Popen, log: Path, timeout: float) -> N
     raise TimeoutError(f"{url} did not answer within {timeout}s:\n{log.read_text()[-4000:]}")
 
 
+def _signal_group(proc: subprocess.Popen, signum: int) -> None:
+    try:
+        os.killpg(proc.pid, signum)
+    except ProcessLookupError:  # the group is gone
+        pass
+
+
 @contextmanager
-def _processes(commands: list[list[str]], env: dict[str, str], workdir: Path, cwd: Path = REPO):
-    """Start ``commands`` in ``cwd`` (the checkout) with ``env``, logs under ``workdir``; stop them at exit."""
+def _processes(commands: list[list[str]], env: dict[str, str], workdir: Path, cwd: Path = REPO,
+               stop_group: bool = False):
+    """Start ``commands`` in ``cwd`` (the checkout) with ``env``, logs under ``workdir``; stop them at exit.
+
+    Each command leads its own session. Only the command is stopped, so the runs a stopped daemon launched
+    may finish, as they would in production; ``stop_group`` then also kills what is left of its session:
+    ``dagster dev``'s webserver and daemon outlive it otherwise (orphaned to init, still serving).
+    """
     full_env = {**os.environ, **env}
     procs: list[tuple[subprocess.Popen, Path]] = []
     handles = []
@@ -73,6 +87,8 @@ def _processes(commands: list[list[str]], env: dict[str, str], workdir: Path, cw
                 proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 proc.kill()
+            if stop_group:
+                _signal_group(proc, signal.SIGKILL)
         for handle in handles:
             handle.close()
 
