@@ -59,23 +59,21 @@ def require_known_events(events: pd.DataFrame, mints, start: pd.Timestamp, end: 
                            "period with 'pump-orchestration import-events FILE.csv' or choose another window")
 
 
-def build_feature_matrix(df: pd.DataFrame, spec: FeatureSpec,
-                         rows: np.ndarray | None = None) -> tuple[pd.DataFrame, dict[str, str]]:
-    """Model inputs for every row of ``df`` (or only the positions ``rows``): base columns (as floats) then
-    engineered features.
+def build_feature_matrix(df: pd.DataFrame, spec: FeatureSpec) -> tuple[pd.DataFrame, dict[str, str]]:
+    """Model inputs for every row of ``df``: base columns (as floats) then engineered features.
 
-    Returns the matrix (aligned to ``df.index``, or ``df.index[rows]``) and the engineered features that
+    Returns the matrix (aligned to ``df.index``) and the engineered features that
     were skipped with the reason: a column the data lacks, or one that is NULL on
     every row (a tracker that never fills it), which is treated the same way.
     """
-    values, names, skipped = _feature_block(df, spec, rows)
-    index = df.index if rows is None else df.index[rows]
-    return pd.DataFrame(values.T, index=index, columns=names, copy=False), skipped
+    values, names, skipped = _feature_block(df, spec, None)
+    return pd.DataFrame(values.T, index=df.index, columns=names, copy=False), skipped
 
 
 def _feature_block(df: pd.DataFrame, spec: FeatureSpec,
                    rows: np.ndarray | None) -> tuple[np.ndarray, list[str], dict[str, str]]:
-    """The (feature, row) float64 block behind :func:`build_feature_matrix`, its column names, skipped features."""
+    """The (feature, row) float64 block of ``df``'s rows (or only the positions ``rows``), its column names and
+    the skipped features: :func:`build_feature_matrix` and :func:`window_dataset` both build it here."""
     _require_base_features(df, spec)
     base = list(spec.base_features)
     skipped: dict[str, str] = {}
